@@ -1,0 +1,229 @@
+"""English -> French with a deep LSTM encoder-decoder (Sutskever et al., 2014).
+
+Trains two `keras_memnet.models.Seq2SeqTranslator`s on the Tatoeba
+English-French pairs in `../shared/data/fra-eng.txt.gz` (18,065 pairs), one
+reading the source reversed and one reading it in order, and reports
+corpus BLEU on a fixed held-out split (at least 1,000 pairs whose English
+sentences never occur in training; all French translations of a test
+sentence are its references) for:
+
+- greedy decoding, reversed source;
+- beam search (5 beams), source not reversed;
+- beam search (5 beams), reversed source;
+
+plus greedy for the unreversed model. The training follows the paper's
+recipe, scaled down to fit a 2-core CPU in under 30 minutes: every weight
+drawn from uniform(-0.08, 0.08); plain SGD at a fixed rate, then halved
+every `--anneal-every` epochs from epoch `--anneal-start` on
+(`keras_memnet.callbacks.StepAnnealing`); batch 128; the gradient's global
+norm capped at 5 (`keras_memnet.callbacks.GradientNormClipping`). The paper
+used 4 layers of 1000 cells, 160k/80k-word vocabularies, 12M pairs and 7.5
+epochs; here the defaults are 2 layers of 256 cells, the full (small)
+vocabularies and a few epochs.
+
+Run from the repository root:
+
+    python examples/translate_fra_eng.py --output runs/translate_fra_eng.json
+
+`--max-train-minutes` stops each model's training early if the machine is
+slower than expected, so the whole run stays within its budget; the report
+says whether that happened.
+"""
+
+import argparse
+import json
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+from keras_memnet.callbacks import GradientNormClipping
+from keras_memnet.callbacks import StepAnnealing
+from keras_memnet.datasets import sentence_pairs
+from keras_memnet.models import Seq2SeqTranslator
+
+DEFAULT_DATA = (
+    pathlib.Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "fra-eng.txt.gz"
+)
+
+
+class TrainingTimeLimit(keras.callbacks.Callback):
+    """Counts training steps and stops `fit` after the batch that passes a
+    wall-clock limit."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        self.seconds = 60.0 * minutes
+        self.stopped_early = False
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.perf_counter() - self.start > self.seconds:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--min-count", type=int, default=1)
+    parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--units", type=int, default=256)
+    parser.add_argument("--embedding-dim", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--learning-rate", type=float, default=0.7)
+    parser.add_argument("--anneal-start", type=float, default=5.0)
+    parser.add_argument("--anneal-every", type=float, default=0.5)
+    parser.add_argument("--clip-norm", type=float, default=5.0)
+    parser.add_argument("--init-scale", type=float, default=0.08)
+    parser.add_argument("--num-beams", type=int, default=5)
+    parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--max-train-minutes", type=float, default=12.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--only-reversed",
+        action="store_true",
+        help="Train only the reversed-source model (skips the comparison).",
+    )
+    parser.add_argument("--output", help="Write the results as JSON here.")
+    return parser.parse_args()
+
+
+def train_and_evaluate(args, reverse_source, train_pairs, test_sources,
+                       test_references, source_vocab, target_vocab):
+    keras.utils.set_random_seed(args.seed)
+    model = Seq2SeqTranslator(
+        source_vocab,
+        target_vocab,
+        embedding_dim=args.embedding_dim,
+        units=args.units,
+        num_layers=args.num_layers,
+        reverse_source=reverse_source,
+        initializer=keras.initializers.RandomUniform(
+            -args.init_scale, args.init_scale
+        ),
+    )
+    if args.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(args.learning_rate)
+    else:
+        optimizer = keras.optimizers.Adam(args.learning_rate)
+    model.compile(optimizer=optimizer)
+    dataset = sentence_pairs.sentence_pair_dataset(
+        train_pairs,
+        source_vocab,
+        target_vocab,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    steps_per_epoch = int(dataset.cardinality())
+    time_limit = TrainingTimeLimit(args.max_train_minutes)
+    callbacks = [
+        GradientNormClipping(args.clip_norm),
+        StepAnnealing(
+            every=args.anneal_every, factor=2.0, start=args.anneal_start
+        ),
+        time_limit,
+    ]
+    start = time.perf_counter()
+    history = model.fit(
+        dataset, epochs=args.epochs, callbacks=callbacks, verbose=2
+    )
+    train_seconds = time.perf_counter() - start
+    steps_done = time_limit.steps
+
+    result = {
+        "reverse_source": reverse_source,
+        "train_seconds": round(train_seconds, 1),
+        "steps": steps_done,
+        "epochs": round(steps_done / steps_per_epoch, 3),
+        "stopped_by_time_limit": time_limit.stopped_early,
+        "final_train_loss": float(history.history["loss"][-1]),
+        "final_learning_rate": float(model.optimizer.learning_rate),
+    }
+    for name, kwargs in (
+        ("greedy", {"sampler": "greedy"}),
+        (
+            f"beam{args.num_beams}",
+            {
+                "sampler": "beam",
+                "num_beams": args.num_beams,
+                "length_penalty": args.length_penalty,
+            },
+        ),
+    ):
+        start = time.perf_counter()
+        hypotheses = model.translate(test_sources, **kwargs)
+        seconds = time.perf_counter() - start
+        bleu = sentence_pairs.corpus_bleu(hypotheses, test_references)
+        result[f"bleu_{name}"] = round(bleu, 2)
+        result[f"decode_seconds_{name}"] = round(seconds, 1)
+        print(
+            f"reverse_source={reverse_source} {name}: BLEU {bleu:.2f} "
+            f"({seconds:.1f}s)"
+        )
+        for source, hypothesis in list(zip(test_sources, hypotheses))[:5]:
+            print(f"  {source} -> {hypothesis}")
+    return result
+
+
+def main():
+    args = parse_args()
+    run_start = time.perf_counter()
+    pairs = sentence_pairs.load_sentence_pairs(args.data)
+    train_pairs, test_pairs = sentence_pairs.split_sentence_pairs(
+        pairs, test_size=args.test_size, seed=args.split_seed
+    )
+    test_sources, test_references = sentence_pairs.group_references(
+        test_pairs
+    )
+    source_vocab, target_vocab = sentence_pairs.build_vocabularies(
+        train_pairs, min_count=args.min_count
+    )
+    print(
+        f"{len(train_pairs)} training pairs, {len(test_pairs)} test pairs "
+        f"({len(test_sources)} distinct English sentences); vocabularies: "
+        f"{source_vocab.size} English, {target_vocab.size} French; "
+        f"backend {keras.config.backend()}"
+    )
+    results = {
+        "command": "python examples/translate_fra_eng.py "
+        + " ".join(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                   if v is not None and v is not False),
+        "settings": vars(args),
+        "backend": keras.config.backend(),
+        "train_pairs": len(train_pairs),
+        "test_pairs": len(test_pairs),
+        "test_sources": len(test_sources),
+        "source_vocabulary_size": source_vocab.size,
+        "target_vocabulary_size": target_vocab.size,
+        "models": [],
+    }
+    for reverse_source in (True,) if args.only_reversed else (True, False):
+        results["models"].append(
+            train_and_evaluate(
+                args, reverse_source, train_pairs, test_sources,
+                test_references, source_vocab, target_vocab,
+            )
+        )
+    results["total_seconds"] = round(time.perf_counter() - run_start, 1)
+    print(json.dumps(results, indent=2))
+    if args.output:
+        path = pathlib.Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

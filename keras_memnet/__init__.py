@@ -1,0 +1,24 @@
+"""keras-memnet: End-To-End Memory Networks and deep LSTM encoder-decoders
+for Keras 3.
+
+The subpackages mirror keras-hub's layout:
+
+- `keras_memnet.layers`: `TemporalEncoding`, `MemoryHop`, `Seq2SeqLSTM`.
+- `keras_memnet.models`: `MemN2NLM`, `CharMemN2N`, `Seq2SeqTranslator`.
+- `keras_memnet.metrics`: `Perplexity`.
+- `keras_memnet.callbacks`: the paper's clipping and annealing schedule.
+- `keras_memnet.recipes`: the paper's training settings, scaled for Keras.
+- `keras_memnet.datasets`: text8, Penn Treebank and sentence pairs as
+  `tf.data` pipelines.
+- `keras_memnet.tokenizers`: word and character vocabularies.
+"""
+
+from keras_memnet import callbacks
+from keras_memnet import datasets
+from keras_memnet import layers
+from keras_memnet import metrics
+from keras_memnet import models
+from keras_memnet import recipes
+from keras_memnet import saving
+from keras_memnet import tokenizers
+from keras_memnet.version import __version__

@@ -1,0 +1,155 @@
+import math
+
+import keras
+from keras import ops
+
+_NORM_VARIABLE = "_keras_memnet_gradient_norm"
+
+
+@keras.saving.register_keras_serializable(package="keras_memnet")
+class GradientNormClipping(keras.callbacks.Callback):
+    """Clips the global gradient norm and logs the norm before clipping.
+
+    End-To-End Memory Networks are trained with the global L2 norm of the
+    gradient rescaled to at most `max_norm` (Sukhbaatar et al., 2015,
+    section 5: 50 on the summed loss), and Sutskever et al., 2014 cap it at
+    5. Clipping alone hides trouble, so this callback also reports the norm
+    *before* clipping as `gradient_norm` in the logs: per batch in the
+    progress bar, and as the mean over the epoch in the epoch logs and
+    `History`. Exploding or NaN gradients show up there at once.
+
+    Clipping happens inside the optimizer's update, on every backend, as
+    with the optimizer argument `global_clipnorm`; use this callback instead
+    of that argument when you want the norm logged. While training, the
+    optimizer holds one extra scalar variable for the norm; it is removed when
+    `fit` ends, so saved models and optimizers are unchanged.
+
+    Note that `max_norm` applies to the gradient of the loss Keras minimises,
+    which is the *mean* over the batch. A clip of `c` on a summed loss is
+    `c / batch_size` here; `keras_memnet.recipes.MemN2NLMRecipe` does this
+    conversion for the paper's settings.
+
+    Args:
+        max_norm: float > 0. The largest allowed global gradient norm.
+        log_name: str. Name of the logged pre-clip norm. Defaults to
+            `"gradient_norm"`.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_memnet.callbacks import GradientNormClipping
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(
+        np.ones((8, 4)), np.ones((8, 1)), epochs=2, verbose=0,
+        callbacks=[GradientNormClipping(max_norm=1.0)],
+    )
+    history.history["gradient_norm"]  # pre-clip norm, one value per epoch
+    ```
+    """
+
+    def __init__(self, max_norm, log_name="gradient_norm"):
+        super().__init__()
+        if (
+            isinstance(max_norm, bool)
+            or not isinstance(max_norm, (int, float))
+            or not max_norm > 0
+            or math.isinf(max_norm)
+        ):
+            raise ValueError(
+                "`max_norm` must be a finite number > 0. "
+                f"Received: max_norm={max_norm!r}"
+            )
+        self.max_norm = float(max_norm)
+        self.log_name = log_name
+        self._optimizer = None
+
+    def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        if optimizer is None:
+            raise ValueError(
+                "`GradientNormClipping` needs a compiled model with an "
+                "optimizer. Call `model.compile(optimizer=...)` first."
+            )
+        for argument in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if getattr(optimizer, argument, None):
+                raise ValueError(
+                    f"The optimizer already clips gradients with "
+                    f"`{argument}={getattr(optimizer, argument)}`. Remove it "
+                    "and let `GradientNormClipping` do the clipping."
+                )
+        # The norm must live in an optimizer variable: on JAX the optimizer
+        # update is stateless and only optimizer variables come back out.
+        norm_variable = optimizer.add_variable(
+            shape=(), dtype="float32", name="gradient_norm"
+        )
+        setattr(optimizer, _NORM_VARIABLE, norm_variable)
+        max_norm = self.max_norm
+
+        def clip_gradients(grads):
+            norm = ops.sqrt(
+                sum(
+                    ops.sum(ops.square(ops.cast(g, "float32")))
+                    for g in grads
+                    if g is not None
+                )
+            )
+            norm_variable.assign(norm)
+            scale = ops.minimum(1.0, max_norm / ops.maximum(norm, 1e-12))
+            return [
+                None if g is None else g * ops.cast(scale, g.dtype)
+                for g in grads
+            ]
+
+        # Keras optimizers route every update through `_clip_gradients`; an
+        # instance attribute overrides it for this optimizer only.
+        optimizer._clip_gradients = clip_gradients
+        self._optimizer = optimizer
+        self._epoch_norms = []
+        self._force_retrace()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_norms = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        norm = self._current_norm()
+        self._epoch_norms.append(norm)
+        if logs is not None:
+            logs[self.log_name] = norm
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._epoch_norms:
+            logs[self.log_name] = sum(self._epoch_norms) / len(
+                self._epoch_norms
+            )
+
+    def on_train_end(self, logs=None):
+        optimizer = self._optimizer
+        if optimizer is None:
+            return
+        norm_variable = getattr(optimizer, _NORM_VARIABLE)
+        optimizer._variables = [
+            v for v in optimizer._variables if v is not norm_variable
+        ]
+        del optimizer._clip_gradients
+        delattr(optimizer, _NORM_VARIABLE)
+        self._optimizer = None
+        self._force_retrace()
+
+    def _current_norm(self):
+        if keras.config.backend() == "jax":
+            # JAX keeps the training state outside the variables until synced.
+            self.model.jax_state_sync()
+        return float(getattr(self._optimizer, _NORM_VARIABLE).numpy())
+
+    def _force_retrace(self):
+        # A train function compiled before (or during) this fit must be
+        # rebuilt so that it sees the optimizer as it is now.
+        self.model.train_function = None
+        self.model.make_train_function(force=True)
+
+    def get_config(self):
+        return {"max_norm": self.max_norm, "log_name": self.log_name}

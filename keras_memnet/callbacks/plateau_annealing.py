@@ -1,0 +1,135 @@
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_memnet")
+class PlateauAnnealing(keras.callbacks.Callback):
+    """Divides the learning rate when validation stops improving.
+
+    This is the annealing of Sukhbaatar et al., 2015, section 5 ("End-To-End
+    Memory Networks"): after each epoch, if the monitored validation cost did
+    not decrease, the learning rate is divided by `factor` (1.5 in the
+    paper), and training stops once the learning rate falls below `min_lr`.
+    As in the authors' code (facebook/MemNN, `MemN2N-lang-model`), an epoch
+    counts as an improvement when its cost is below the *previous* epoch's
+    cost by more than the relative tolerance `min_delta`.
+
+    It differs from `keras.callbacks.ReduceLROnPlateau`, which compares with
+    the best value so far and only clamps at `min_lr`, in that it stops
+    training at the floor. Combine it with
+    `keras.callbacks.EarlyStopping(restore_best_weights=True, patience=...)`
+    to also keep the best weights, and with `keras.callbacks.ModelCheckpoint`
+    to save them.
+
+    Args:
+        factor: float > 1. The learning rate is divided by this. Defaults to
+            `1.5`.
+        min_lr: float > 0. Training stops when the learning rate falls below
+            it. Defaults to `1e-5` (note the paper's rates are for a summed
+            loss; see `keras_memnet.recipes.MemN2NLMRecipe`).
+        monitor: str. The logged quantity to watch. Defaults to `"val_loss"`.
+        min_delta: float >= 0. Relative improvement needed to count as one.
+            Defaults to `1e-4`, as in the paper's code.
+        verbose: int. `1` prints a line whenever the rate changes.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_memnet.callbacks import PlateauAnnealing
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x, y = np.ones((16, 4)), np.ones((16, 1))
+    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0,
+              callbacks=[PlateauAnnealing(factor=1.5, min_lr=1e-5)])
+    ```
+    """
+
+    def __init__(
+        self,
+        factor=1.5,
+        min_lr=1e-5,
+        monitor="val_loss",
+        min_delta=1e-4,
+        verbose=0,
+    ):
+        super().__init__()
+        if not isinstance(factor, (int, float)) or not factor > 1:
+            raise ValueError(
+                f"`factor` must be a number > 1. Received: factor={factor!r}"
+            )
+        if not isinstance(min_lr, (int, float)) or not min_lr > 0:
+            raise ValueError(
+                f"`min_lr` must be a number > 0. Received: min_lr={min_lr!r}"
+            )
+        if not isinstance(min_delta, (int, float)) or min_delta < 0:
+            raise ValueError(
+                "`min_delta` must be a number >= 0. "
+                f"Received: min_delta={min_delta!r}"
+            )
+        self.factor = float(factor)
+        self.min_lr = float(min_lr)
+        self.monitor = monitor
+        self.min_delta = float(min_delta)
+        self.verbose = verbose
+        self.previous = None
+
+    def on_train_begin(self, logs=None):
+        _check_settable_learning_rate(self.model.optimizer)
+        self.previous = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if self.monitor not in logs:
+            raise ValueError(
+                f"`PlateauAnnealing` monitors `{self.monitor}`, which is not "
+                f"in the logs (available: {sorted(logs)}). Pass "
+                "`validation_data` to `fit` or choose another `monitor`."
+            )
+        current = float(logs[self.monitor])
+        optimizer = self.model.optimizer
+        if self.previous is not None and current > self.previous * (
+            1.0 - self.min_delta
+        ):
+            new_lr = float(optimizer.learning_rate) / self.factor
+            optimizer.learning_rate = new_lr
+            if self.verbose:
+                print(
+                    f"\nEpoch {epoch + 1}: {self.monitor} did not improve; "
+                    f"learning rate divided by {self.factor:g} to {new_lr:.4g}."
+                )
+            if new_lr < self.min_lr:
+                if self.verbose:
+                    print(
+                        f"Learning rate {new_lr:.4g} is below min_lr="
+                        f"{self.min_lr:g}; stopping."
+                    )
+                self.model.stop_training = True
+        self.previous = current
+        logs["learning_rate"] = float(optimizer.learning_rate)
+
+    def get_config(self):
+        return {
+            "factor": self.factor,
+            "min_lr": self.min_lr,
+            "monitor": self.monitor,
+            "min_delta": self.min_delta,
+            "verbose": self.verbose,
+        }
+
+
+def _check_settable_learning_rate(optimizer):
+    if optimizer is None:
+        raise ValueError(
+            "This callback needs a compiled model with an optimizer. Call "
+            "`model.compile(optimizer=...)` first."
+        )
+    if isinstance(
+        optimizer._learning_rate,
+        keras.optimizers.schedules.LearningRateSchedule,
+    ) or callable(optimizer._learning_rate):
+        raise ValueError(
+            "This callback sets the learning rate itself, but the optimizer "
+            "uses a learning-rate schedule. Pass a float `learning_rate`."
+        )

@@ -1,0 +1,234 @@
+"""The `keras-memnet` command line.
+
+`keras-memnet train` with no arguments is the package's main job: it trains
+a `MemN2NLM` on the bundled first 1,024,000 bytes of text8 under the earlier
+study's protocol with the paper's recipe, prints perplexities and sample
+continuations, and saves a `.keras` file. `keras-memnet generate` continues
+a prompt with a saved model.
+"""
+
+import argparse
+import sys
+import time
+
+PROTOCOLS = {
+    # name: (text8 split, memory size the protocol prescribes)
+    "study512k": ("study512k", 30),
+    "text8": ("standard", 100),
+}
+SAMPLERS = ("greedy", "random", "top_k", "top_p", "beam")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-memnet",
+        description="End-To-End Memory Network language models in Keras.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="train a MemN2NLM (defaults: the bundled text8 sample, study "
+        "protocol, the paper's recipe)",
+    )
+    train.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        default="study512k",
+        help="study512k: train on text8 bytes [0, 512000), test on "
+        "[512000, 1024000), 30 words of context, every word type of both "
+        "chunks (16,988), validation carved from the end of the training "
+        "chunk. text8: the paper's 90M/5M/5M split with min count 10. "
+        "(default: study512k)",
+    )
+    train.add_argument(
+        "--data",
+        default=None,
+        help="path to text8, text8.zip or a prefix of it (plain or .gz). "
+        "Default: the bundled sample for study512k; text8 is downloaded "
+        "for the text8 protocol.",
+    )
+    train.add_argument("--hops", type=int, default=6)
+    train.add_argument(
+        "--memory-size",
+        type=int,
+        default=None,
+        help="words of context (default: 30 for study512k, 100 for text8)",
+    )
+    train.add_argument("--embedding-dim", type=int, default=150)
+    train.add_argument("--dropout", type=float, default=0.3)
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument(
+        "--optimizer", choices=("sgd", "adagrad", "adam"), default="sgd"
+    )
+    train.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate on Keras's mean loss (default: the paper's 0.01 "
+        "on the summed loss, i.e. 0.01 * batch size, for sgd; 0.05 for "
+        "adagrad; 0.001 for adam)",
+    )
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=2,
+        help="epochs without validation improvement before early stopping; "
+        "the best weights are kept (default: 2)",
+    )
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--output", default="memn2n_lm.keras")
+    train.add_argument(
+        "--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)"
+    )
+
+    generate = commands.add_parser(
+        "generate",
+        help="continue a prompt with a saved model; prints the most likely "
+        "(ML) and a random-choice (RC) continuation side by side",
+    )
+    generate.add_argument("--model", required=True, help="a .keras file")
+    generate.add_argument("--prompt", required=True)
+    generate.add_argument("--max-length", type=int, default=20)
+    generate.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        action="append",
+        default=None,
+        help="repeat to compare several (default: greedy and random)",
+    )
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=10)
+    generate.add_argument("--top-p", type=float, default=0.9)
+    generate.add_argument("--num-beams", type=int, default=5)
+    generate.add_argument("--seed", type=int, default=None)
+    return parser
+
+
+def train(args):
+    import keras
+
+    from keras_memnet import datasets
+    from keras_memnet.metrics import Perplexity
+    from keras_memnet.models import MemN2NLM
+    from keras_memnet.recipes import MemN2NLMRecipe
+
+    split, default_memory = PROTOCOLS[args.protocol]
+    memory_size = args.memory_size or default_memory
+    keras.utils.set_random_seed(args.seed)
+
+    started = time.time()
+    if args.data is None and args.protocol == "study512k":
+        corpus = datasets.text8_sample(split=split)
+    else:
+        corpus = datasets.text8(args.data, split=split)
+    vocabulary = corpus.vocabulary
+    print(
+        f"Corpus {corpus.name}: {corpus.train.size:,} train, "
+        f"{corpus.valid.size:,} valid, {corpus.test.size:,} test tokens; "
+        f"vocabulary {vocabulary.size:,} (with <pad>)."
+    )
+
+    recipe = MemN2NLMRecipe(
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+    )
+    print(f"Recipe: {recipe}")
+    model = MemN2NLM(
+        vocabulary.size,
+        hops=args.hops,
+        memory_size=memory_size,
+        embedding_dim=args.embedding_dim,
+        dropout=args.dropout,
+        vocabulary=vocabulary,
+    )
+    model.compile(
+        optimizer=recipe.optimizer(),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity(from_logits=True)],
+    )
+
+    def windows(split_name, shuffle):
+        return corpus.windows(
+            split_name,
+            memory_size=memory_size,
+            batch_size=args.batch_size,
+            shuffle=shuffle,
+            seed=args.seed,
+        )
+
+    model.fit(
+        windows("train", shuffle=True),
+        validation_data=windows("valid", shuffle=False),
+        epochs=args.epochs,
+        callbacks=recipe.callbacks(verbose=1)
+        + [
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=args.patience,
+                restore_best_weights=True,
+                verbose=1,
+            )
+        ],
+        # The random-window dataset is already shuffled.
+        shuffle=False,
+        verbose=args.verbose,
+    )
+
+    print("\nPerplexity (best validation epoch):")
+    for split_name in ("train", "valid", "test"):
+        results = model.evaluate(
+            windows(split_name, shuffle=False), return_dict=True, verbose=0
+        )
+        print(f"  {split_name:<5} {results['perplexity']:10.1f}")
+
+    prompt = vocabulary.decode(corpus.test[:memory_size])
+    print(f"\nTest context: ...{' '.join(prompt.split()[-12:])}")
+    greedy = model.generate(prompt, 15, sampler="greedy")
+    sampled = model.generate(prompt, 15, sampler="random", seed=args.seed)
+    print(f"  greedy (ML): {greedy}")
+    print(f"  random (RC): {sampled}")
+
+    model.save(args.output)
+    print(f"\nSaved {args.output} ({time.time() - started:.0f} s in all).")
+    return 0
+
+
+def generate(args):
+    from keras_memnet.saving import load_model
+
+    model = load_model(args.model)
+    samplers = args.sampler or ["greedy", "random"]
+    labels = {"greedy": "ML", "random": "RC"}
+    print(f"Prompt: {args.prompt}")
+    for sampler in samplers:
+        text = model.generate(
+            args.prompt,
+            max_length=args.max_length,
+            sampler=sampler,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            num_beams=args.num_beams,
+            seed=args.seed,
+        )
+        label = f"{sampler} ({labels[sampler]})" if sampler in labels else sampler
+        print(f"  {label:<12} {text}")
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return train(args)
+        return generate(args)
+    except ValueError as error:
+        print(f"keras-memnet: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+from keras_memnet.generation.samplers import get_sampler
+from keras_memnet.generation.windowed_decoder import WindowedDecoder

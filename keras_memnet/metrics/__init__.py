@@ -1,0 +1,2 @@
+from keras_memnet.metrics.perplexity import Perplexity
+from keras_memnet.metrics.bits_per_character import BitsPerCharacter

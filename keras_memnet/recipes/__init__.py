@@ -1,0 +1,1 @@
+from keras_memnet.recipes.memn2n_lm_recipe import MemN2NLMRecipe

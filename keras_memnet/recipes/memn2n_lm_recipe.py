@@ -1,0 +1,168 @@
+import keras
+
+from keras_memnet.callbacks.gradient_norm_clipping import GradientNormClipping
+from keras_memnet.callbacks.plateau_annealing import PlateauAnnealing
+
+
+@keras.saving.register_keras_serializable(package="keras_memnet")
+class MemN2NLMRecipe:
+    """The paper's language-model training recipe, scaled for Keras.
+
+    Sukhbaatar et al., 2015 (section 5) and the authors' code train with
+    plain SGD at learning rate 0.01, clip the global gradient norm at 50,
+    divide the rate by 1.5 whenever the validation cost does not improve and
+    stop below 1e-5, with batches of 128. Their cost is the negative
+    log-likelihood **summed** over the batch. Keras minimises the **mean**
+    over the batch, whose gradient is `1 / batch_size` times smaller. The
+    same updates therefore need, for SGD:
+
+    ```
+    learning_rate = 0.01 * batch_size   (1.28 at batch 128)
+    max_norm      = 50 / batch_size     (0.39 at batch 128)
+    min_lr        = 1e-5 * batch_size   (the stopping floor, likewise)
+    ```
+
+    (Clipping the summed gradient at 50 is clipping the mean gradient at
+    50 / batch_size, and a step of 0.01 times the summed gradient is a step
+    of 0.01 * batch_size times the mean gradient.) Using 0.01 with a mean
+    loss makes steps 128 times too small, which is the likely reason an
+    earlier TensorFlow study of this model trained so badly.
+
+    For adaptive optimizers (`"adagrad"`, `"adam"`) the step size does not
+    scale with the loss in the same way, so their usual learning rates are
+    used unless given; clipping is still converted.
+
+    Args:
+        batch_size: int >= 1. Defaults to `128`.
+        summed_learning_rate: the paper's rate, for the summed loss. Defaults
+            to `0.01`.
+        summed_max_norm: the paper's clip, for the summed loss. Defaults to
+            `50.0`.
+        anneal_factor: divisor of the rate on a plateau. Defaults to `1.5`.
+        summed_min_learning_rate: the paper's stopping floor. Defaults to
+            `1e-5`.
+        optimizer: `"sgd"` (default, the paper's), `"adagrad"` or `"adam"`.
+        learning_rate: optional Keras (mean-loss) learning rate that overrides
+            the converted one.
+        monitor: quantity watched by the annealing. Defaults to `"val_loss"`.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_memnet.models import MemN2NLM
+    from keras_memnet.metrics import Perplexity
+    from keras_memnet.recipes import MemN2NLMRecipe
+
+    recipe = MemN2NLMRecipe(batch_size=128)
+    recipe.learning_rate, recipe.max_norm  # (1.28, 0.390625)
+    model = MemN2NLM(vocabulary_size=1000, memory_size=20)
+    model.compile(
+        optimizer=recipe.optimizer(),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity(from_logits=True)],
+    )
+    # model.fit(train, validation_data=valid, epochs=100,
+    #           callbacks=recipe.callbacks())
+    ```
+    """
+
+    OPTIMIZERS = ("sgd", "adagrad", "adam")
+    DEFAULT_ADAPTIVE_LEARNING_RATES = {"adagrad": 0.05, "adam": 1e-3}
+
+    def __init__(
+        self,
+        batch_size=128,
+        summed_learning_rate=0.01,
+        summed_max_norm=50.0,
+        anneal_factor=1.5,
+        summed_min_learning_rate=1e-5,
+        optimizer="sgd",
+        learning_rate=None,
+        monitor="val_loss",
+    ):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise ValueError(
+                f"`batch_size` must be an integer >= 1. Received: {batch_size!r}"
+            )
+        if batch_size < 1:
+            raise ValueError(
+                f"`batch_size` must be an integer >= 1. Received: {batch_size}"
+            )
+        if optimizer not in self.OPTIMIZERS:
+            raise ValueError(
+                f"`optimizer` must be one of {self.OPTIMIZERS}. "
+                f"Received: optimizer={optimizer!r}"
+            )
+        for name, value in (
+            ("summed_learning_rate", summed_learning_rate),
+            ("summed_max_norm", summed_max_norm),
+            ("summed_min_learning_rate", summed_min_learning_rate),
+        ):
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"`{name}` must be > 0. Received: {value!r}")
+        if learning_rate is not None and not learning_rate > 0:
+            raise ValueError(
+                f"`learning_rate` must be > 0. Received: {learning_rate!r}"
+            )
+        self.batch_size = batch_size
+        self.summed_learning_rate = summed_learning_rate
+        self.summed_max_norm = summed_max_norm
+        self.anneal_factor = anneal_factor
+        self.summed_min_learning_rate = summed_min_learning_rate
+        self.optimizer_name = optimizer
+        self.monitor = monitor
+        self.max_norm = summed_max_norm / batch_size
+        if learning_rate is not None:
+            self.learning_rate = float(learning_rate)
+        elif optimizer == "sgd":
+            self.learning_rate = summed_learning_rate * batch_size
+        else:
+            self.learning_rate = self.DEFAULT_ADAPTIVE_LEARNING_RATES[optimizer]
+        # The floor keeps its ratio to the starting rate.
+        self.min_learning_rate = self.learning_rate * (
+            summed_min_learning_rate / summed_learning_rate
+        )
+
+    def optimizer(self):
+        """A new Keras optimizer with the recipe's learning rate."""
+        if self.optimizer_name == "sgd":
+            return keras.optimizers.SGD(learning_rate=self.learning_rate)
+        if self.optimizer_name == "adagrad":
+            return keras.optimizers.Adagrad(learning_rate=self.learning_rate)
+        return keras.optimizers.Adam(learning_rate=self.learning_rate)
+
+    def callbacks(self, verbose=0):
+        """New clipping and annealing callbacks for `fit`."""
+        return [
+            GradientNormClipping(self.max_norm),
+            PlateauAnnealing(
+                factor=self.anneal_factor,
+                min_lr=self.min_learning_rate,
+                monitor=self.monitor,
+                verbose=verbose,
+            ),
+        ]
+
+    def get_config(self):
+        return {
+            "batch_size": self.batch_size,
+            "summed_learning_rate": self.summed_learning_rate,
+            "summed_max_norm": self.summed_max_norm,
+            "anneal_factor": self.anneal_factor,
+            "summed_min_learning_rate": self.summed_min_learning_rate,
+            "optimizer": self.optimizer_name,
+            "learning_rate": self.learning_rate,
+            "monitor": self.monitor,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return (
+            f"MemN2NLMRecipe(optimizer={self.optimizer_name!r}, "
+            f"batch_size={self.batch_size}, learning_rate={self.learning_rate:g}"
+            f", max_norm={self.max_norm:g}, min_lr={self.min_learning_rate:g})"
+        )

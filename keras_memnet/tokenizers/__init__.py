@@ -1,0 +1,3 @@
+
+from keras_memnet.tokenizers.char_vocabulary import CharVocabulary
+from keras_memnet.tokenizers.word_vocabulary import WordVocabulary

@@ -1,0 +1,196 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_memnet.callbacks import GradientNormClipping
+from keras_memnet.callbacks import PlateauAnnealing
+from keras_memnet.callbacks import StepAnnealing
+
+
+def linear_model(lr=0.1, **optimizer_kwargs):
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(1, use_bias=False)]
+    )
+    model.layers[0].kernel.assign(np.zeros((3, 1), dtype="float32"))
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr, **optimizer_kwargs), loss="mse"
+    )
+    return model
+
+
+def test_logs_pre_clip_norm_and_clips_the_update():
+    model = linear_model(lr=0.1)
+    x = np.array([[1.0, 2.0, 2.0]], dtype="float32")
+    y = np.array([[3.0]], dtype="float32")
+    # mse gradient at w = 0: 2 * (0 - 3) * x = [-6, -12, -12], norm 18.
+    history = model.fit(
+        x, y, epochs=1, verbose=0, callbacks=[GradientNormClipping(1.5)]
+    )
+    np.testing.assert_allclose(history.history["gradient_norm"], [18.0])
+    kernel = keras.ops.convert_to_numpy(model.layers[0].kernel)[:, 0]
+    # The step is lr * 1.5 along the gradient's direction.
+    np.testing.assert_allclose(kernel, 0.1 * 1.5 * np.array([1, 2, 2]) / 3)
+
+
+def test_small_gradients_are_untouched_and_optimizer_is_restored():
+    model = linear_model(lr=0.1)
+    variables_before = len(model.optimizer.variables)
+    x = np.array([[0.1, 0.0, 0.0]], dtype="float32")
+    y = np.array([[0.5]], dtype="float32")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[GradientNormClipping(10)])
+    kernel = keras.ops.convert_to_numpy(model.layers[0].kernel)[:, 0]
+    np.testing.assert_allclose(kernel, [0.1 * 2 * 0.5 * 0.1, 0, 0], rtol=1e-5)
+    assert len(model.optimizer.variables) == variables_before
+    assert "_clip_gradients" not in vars(model.optimizer)
+    # A later fit without the callback does not clip.
+    model.fit(x * 100, y, epochs=1, verbose=0)
+
+
+def test_nan_gradients_show_in_the_logs():
+    model = linear_model()
+    x = np.array([[np.nan, 1.0, 1.0]], dtype="float32")
+    history = model.fit(
+        x, np.ones((1, 1)), epochs=1, verbose=0,
+        callbacks=[GradientNormClipping(1.0)],
+    )
+    assert np.isnan(history.history["gradient_norm"][0])
+
+
+def test_refuses_a_second_clipping_setting():
+    model = linear_model(global_clipnorm=1.0)
+    with pytest.raises(ValueError, match="global_clipnorm"):
+        model.fit(
+            np.ones((2, 3)), np.ones((2, 1)), verbose=0,
+            callbacks=[GradientNormClipping(1.0)],
+        )
+
+
+@pytest.mark.parametrize("max_norm", [0, -1.0, float("inf"), "5"])
+def test_rejects_bad_max_norm(max_norm):
+    with pytest.raises(ValueError, match="max_norm"):
+        GradientNormClipping(max_norm)
+
+
+class FakeModel:
+    def __init__(self, lr):
+        self.optimizer = keras.optimizers.SGD(lr)
+        self.stop_training = False
+
+
+def run_epochs(callback, model, values, monitor="val_loss"):
+    callback.set_model(model)
+    callback.on_train_begin()
+    rates = []
+    for epoch, value in enumerate(values):
+        logs = {monitor: value}
+        callback.on_epoch_end(epoch, logs)
+        rates.append(logs["learning_rate"])
+        if model.stop_training:
+            break
+    return rates
+
+
+def test_plateau_annealing_divides_when_cost_does_not_improve():
+    model = FakeModel(lr=1.5)
+    rates = run_epochs(
+        PlateauAnnealing(factor=1.5, min_lr=1e-5), model,
+        [5.0, 4.0, 4.0, 3.0, 3.5, 3.4],
+    )
+    # Compared with the previous epoch, as in the paper's code.
+    np.testing.assert_allclose(rates, [1.5, 1.5, 1.0, 1.0, 2 / 3, 2 / 3],
+                               rtol=1e-6)
+    assert not model.stop_training
+
+
+def test_plateau_annealing_stops_below_the_floor():
+    model = FakeModel(lr=0.01)
+    rates = run_epochs(
+        PlateauAnnealing(factor=2.0, min_lr=0.004), model, [1.0] * 10
+    )
+    assert model.stop_training
+    np.testing.assert_allclose(rates, [0.01, 0.005, 0.0025], rtol=1e-6)
+
+
+def test_plateau_annealing_names_a_missing_monitor():
+    callback = PlateauAnnealing()
+    callback.set_model(FakeModel(0.1))
+    callback.on_train_begin()
+    with pytest.raises(ValueError, match="val_loss.*validation_data"):
+        callback.on_epoch_end(0, {"loss": 1.0})
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [(dict(factor=1.0), "factor"), (dict(min_lr=0), "min_lr"),
+     (dict(min_delta=-1), "min_delta")],
+)
+def test_plateau_annealing_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        PlateauAnnealing(**kwargs)
+
+
+def test_step_annealing_every_n_epochs():
+    model = linear_model(lr=0.08)
+    rates = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: rates.append(
+            float(model.optimizer.learning_rate)
+        )
+    )
+    model.fit(
+        np.ones((4, 3)), np.ones((4, 1)), epochs=7, verbose=0,
+        callbacks=[StepAnnealing(every=2, factor=2.0), recorder],
+    )
+    np.testing.assert_allclose(
+        rates, [0.08, 0.08, 0.04, 0.04, 0.02, 0.02, 0.01], rtol=1e-6
+    )
+
+
+def test_step_annealing_every_half_epoch_after_a_start():
+    """Sutskever et al.: after 5 epochs, halve every half epoch."""
+    model = linear_model(lr=0.8)
+    rates = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: rates.append(
+            float(model.optimizer.learning_rate)
+        )
+    )
+    model.fit(
+        np.ones((4, 3)), np.ones((4, 1)), batch_size=1, epochs=7, verbose=0,
+        callbacks=[StepAnnealing(every=0.5, factor=2.0, start=5), recorder],
+    )
+    per_epoch = np.array(rates).reshape(7, 4)
+    np.testing.assert_allclose(per_epoch[:5], 0.8, rtol=1e-6)
+    np.testing.assert_allclose(per_epoch[5], [0.8, 0.8, 0.4, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(per_epoch[6], [0.2, 0.2, 0.1, 0.1], rtol=1e-6)
+
+
+def test_step_annealing_needs_steps_for_fractions():
+    import tensorflow as tf
+
+    model = linear_model()
+    unknown_size = tf.data.Dataset.from_tensors(
+        (np.ones((1, 3)), np.ones((1, 1)))
+    ).repeat(2).filter(lambda x, y: True)
+    with pytest.raises(ValueError, match="steps per epoch"):
+        model.fit(unknown_size, epochs=1, verbose=0,
+                  callbacks=[StepAnnealing(every=0.5)])
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [(dict(every=0), "every"), (dict(factor=0.5), "factor"),
+     (dict(start=-1), "start")],
+)
+def test_step_annealing_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        StepAnnealing(**kwargs)
+
+
+def test_callbacks_refuse_learning_rate_schedules():
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    with pytest.raises(ValueError, match="schedule"):
+        model.fit(np.ones((2, 3)), np.ones((2, 1)), verbose=0,
+                  callbacks=[StepAnnealing(every=1)])

@@ -1,0 +1,199 @@
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_memnet.datasets import text8_sample
+from keras_memnet.models import CharMemN2N
+from keras_memnet.models import MemN2NLM
+from keras_memnet.tokenizers import CharVocabulary
+from keras_memnet.tokenizers import WordVocabulary
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MEMORY = 16
+
+
+def small_model(**kwargs):
+    config = dict(hops=2, memory_size=MEMORY, embedding_dim=12)
+    config.update(kwargs)
+    model = CharMemN2N(**config)
+    model.build((None, config["memory_size"]))
+    return model
+
+
+def test_defaults_are_the_studys_character_model():
+    model = CharMemN2N()
+    assert (model.hops, model.memory_size, model.embedding_dim) == (
+        12, 400, 100
+    )
+    assert isinstance(model, MemN2NLM)
+    assert model.vocabulary == CharVocabulary.text8()
+    assert model.vocabulary_size == 28
+
+
+def test_output_shape_and_padding_mask():
+    model = small_model()
+    ids = np.random.default_rng(0).integers(1, 28, (3, MEMORY))
+    logits = model.predict(ids, verbose=0)
+    assert logits.shape == (3, 28)
+    # Left padding is masked: padding a shorter context changes nothing
+    # compared with the same context in a bigger, otherwise empty memory.
+    short = ids.copy()
+    short[:, :10] = 0
+    assert np.isfinite(model.predict(short, verbose=0)).all()
+
+
+def test_generation_takes_and_returns_text():
+    model = small_model()
+    text = model.generate("the cat sat ", max_length=15)
+    assert isinstance(text, str) and len(text) == 15
+    assert set(text) <= set(model.vocabulary.symbols)
+    texts = model.generate(["a", "the quick brown fox "], max_length=4)
+    assert [len(t) for t in texts] == [4, 4]
+    ids = model.generate(model.vocabulary.encode("the cat"), max_length=5)
+    assert ids.shape == (5,) and ids.min() >= 1
+    assert model.vocabulary.decode(ids) == model.generate("the cat", 5)
+
+
+def test_unknown_character_is_named():
+    model = small_model()
+    with pytest.raises(ValueError, match="'H'"):
+        model.generate("Hello", max_length=3)
+    with pytest.raises(ValueError, match="'!'"):
+        model.generate("hello!", max_length=3)
+
+
+def test_vocabulary_from_text_maps_unknown_characters_to_unk():
+    model = CharMemN2N.from_text(
+        "Hello, World!", hops=1, memory_size=8, embedding_dim=8
+    )
+    assert model.vocabulary.unk_token == "<unk>"
+    assert model.vocabulary_size == len(set("Hello, World!")) + 2
+    assert model.vocabulary.encode("H?").tolist() == [
+        model.vocabulary.token_to_id("H"), 1
+    ]
+    assert isinstance(model.generate("Hi?", max_length=3), str)
+
+
+def test_rejects_a_word_vocabulary():
+    with pytest.raises(ValueError, match="vocabulary"):
+        CharMemN2N(vocabulary=WordVocabulary.from_text("a b c"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(prompt=""), "empty"),
+        (dict(prompt="abc", max_length=0), "max_length"),
+        (dict(prompt="abc", sampler="best"), "sampler"),
+    ],
+)
+def test_generation_rejects_bad_input(kwargs, message):
+    kwargs.setdefault("max_length", 3)
+    with pytest.raises(ValueError, match=message):
+        small_model().generate(**kwargs)
+
+
+def test_get_config_round_trip():
+    vocabulary = CharVocabulary.from_text("abc de", unk_token="<unk>")
+    model = small_model(
+        vocabulary=vocabulary, dropout=0.1, weight_tying="adjacent"
+    )
+    config = model.get_config()
+    assert "vocabulary_size" not in config
+    json.dumps(config)
+    clone = CharMemN2N.from_config(config)
+    assert clone.get_config() == config
+    assert clone.vocabulary == vocabulary
+    assert keras.saving.get_registered_name(CharMemN2N) == (
+        "keras_memnet>CharMemN2N"
+    )
+
+
+def test_keras_round_trip_in_a_new_process_generates_identical_text(
+    tmp_path,
+):
+    keras.utils.set_random_seed(3)
+    model = small_model(init_stddev=0.3)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    path = tmp_path / "char.keras"
+    model.save(path)
+    prompt = "anarchism originated as a term of abuse "
+    expected = {
+        "greedy": model.generate(prompt, max_length=40),
+        "random": model.generate(prompt, 40, sampler="random", seed=11),
+        "top_p": model.generate(prompt, 40, sampler="top_p", top_p=0.8,
+                                seed=5),
+    }
+    script = textwrap.dedent(
+        f"""
+        import json
+        from keras_memnet.saving import load_model
+        model = load_model({str(path)!r})
+        prompt = {prompt!r}
+        print(json.dumps({{
+            "class": type(model).__name__,
+            "greedy": model.generate(prompt, max_length=40),
+            "random": model.generate(prompt, 40, sampler="random", seed=11),
+            "top_p": model.generate(prompt, 40, sampler="top_p", top_p=0.8,
+                                    seed=5),
+        }}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded.pop("class") == "CharMemN2N"
+    assert loaded == expected
+
+
+def test_small_fit_on_the_text8_sample_reduces_loss():
+    keras.utils.set_random_seed(0)
+    corpus = text8_sample(
+        split={"train": (0, 200_000), "test": (200_000, 220_000)},
+        level="char",
+    )
+    model = CharMemN2N(
+        hops=3, memory_size=MEMORY, embedding_dim=32,
+        vocabulary=corpus.vocabulary,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    test = corpus.windows("test", MEMORY, batch_size=256, shuffle=False)
+    before = model.evaluate(test, verbose=0)
+    model.fit(
+        corpus.windows("train", MEMORY, batch_size=128, num_windows=128 * 40,
+                       seed=0),
+        epochs=2,
+        verbose=0,
+    )
+    after = model.evaluate(test, verbose=0)
+    # ln(28) = 3.33 nats at the start; character frequencies alone give
+    # about 2.9.
+    assert after < before - 0.3, (before, after)
+
+
+def test_example_runs_fast():
+    result = subprocess.run(
+        [sys.executable, "examples/train_char_memn2n.py", "--fast"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for expected in ("unigram", "CharMemN2N", "LSTM", "ML:", "RC:"):
+        assert expected in result.stdout
