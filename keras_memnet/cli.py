@@ -71,6 +71,13 @@ def build_parser():
         "adagrad; 0.001 for adam)",
     )
     train.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="decoupled weight decay of the optimizer (default: none, as in "
+        "the paper)",
+    )
+    train.add_argument(
         "--patience",
         type=int,
         default=2,
@@ -107,17 +114,12 @@ def build_parser():
 
 
 def train(args):
-    import keras
-
     from keras_memnet import datasets
-    from keras_memnet.metrics import Perplexity
-    from keras_memnet.models import MemN2NLM
     from keras_memnet.recipes import MemN2NLMRecipe
+    from keras_memnet.recipes import train_memn2n_lm
 
     split, default_memory = PROTOCOLS[args.protocol]
     memory_size = args.memory_size or default_memory
-    keras.utils.set_random_seed(args.seed)
-
     started = time.time()
     if args.data is None and args.protocol == "study512k":
         corpus = datasets.text8_sample(split=split)
@@ -129,60 +131,30 @@ def train(args):
         f"{corpus.valid.size:,} valid, {corpus.test.size:,} test tokens; "
         f"vocabulary {vocabulary.size:,} (with <pad>)."
     )
-
     recipe = MemN2NLMRecipe(
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         learning_rate=args.lr,
+        weight_decay=args.weight_decay,
     )
     print(f"Recipe: {recipe}")
-    model = MemN2NLM(
-        vocabulary.size,
+    run = train_memn2n_lm(
+        corpus,
         hops=args.hops,
         memory_size=memory_size,
         embedding_dim=args.embedding_dim,
         dropout=args.dropout,
-        vocabulary=vocabulary,
-    )
-    model.compile(
-        optimizer=recipe.optimizer(),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[Perplexity(from_logits=True)],
-    )
-
-    def windows(split_name, shuffle):
-        return corpus.windows(
-            split_name,
-            memory_size=memory_size,
-            batch_size=args.batch_size,
-            shuffle=shuffle,
-            seed=args.seed,
-        )
-
-    model.fit(
-        windows("train", shuffle=True),
-        validation_data=windows("valid", shuffle=False),
+        recipe=recipe,
         epochs=args.epochs,
-        callbacks=recipe.callbacks(verbose=1)
-        + [
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=args.patience,
-                restore_best_weights=True,
-                verbose=1,
-            )
-        ],
-        # The random-window dataset is already shuffled.
-        shuffle=False,
+        patience=args.patience,
+        seed=args.seed,
         verbose=args.verbose,
     )
+    model = run["model"]
 
     print("\nPerplexity (best validation epoch):")
-    for split_name in ("train", "valid", "test"):
-        results = model.evaluate(
-            windows(split_name, shuffle=False), return_dict=True, verbose=0
-        )
-        print(f"  {split_name:<5} {results['perplexity']:10.1f}")
+    for split_name, value in run["perplexity"].items():
+        print(f"  {split_name:<5} {value:10.1f}")
 
     prompt = vocabulary.decode(corpus.test[:memory_size])
     print(f"\nTest context: ...{' '.join(prompt.split()[-12:])}")

@@ -5,10 +5,14 @@ from keras import ops
 
 from keras_memnet.generation.samplers import get_sampler
 from keras_memnet.generation.windowed_decoder import WindowedDecoder
+from keras_memnet.layers.adaptive_softmax import AdaptiveSoftmax
+from keras_memnet.layers.adaptive_softmax import check_cutoffs
+from keras_memnet.layers.adaptive_softmax import default_cutoffs
 from keras_memnet.layers.memory_hop import MemoryHop
 from keras_memnet.layers.temporal_encoding import TemporalEncoding
 
 WEIGHT_TYING_MODES = ("layerwise", "adjacent")
+OUTPUT_MODES = ("softmax", "adaptive")
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
@@ -57,10 +61,27 @@ class MemN2NLM(keras.Model):
         vocabulary: optional `keras_memnet.tokenizers.WordVocabulary` (or
             `CharVocabulary`) of size `vocabulary_size`. It is saved with the
             model and lets `generate` take and return text.
+        output: `"softmax"` (default): a full `embedding_dim x
+            vocabulary_size` projection to logits. `"adaptive"`: an
+            `keras_memnet.layers.AdaptiveSoftmax` (Grave et al., 2017) that
+            returns exact normalised log-probabilities at a fraction of the
+            cost; ids must be sorted by frequency, as `WordVocabulary` does.
+            When the compiled loss is `SparseCategoricalCrossentropy(
+            from_logits=True)` (reduction `"sum_over_batch_size"` or
+            `"sum"`), `fit` computes that same loss with the layer's fast
+            `negative_log_likelihood`, which evaluates each tail cluster only
+            for the rows whose target is in it. Any other loss is applied to
+            the log-probabilities as usual.
+        adaptive_cutoffs: list of ints or `None`, the cluster cutoffs of the
+            adaptive softmax. `None` means `[2000, 10000]` without the
+            entries `>= vocabulary_size` (half the vocabulary if none is
+            left).
         **kwargs: other keyword arguments of `keras.Model` (`name`, `dtype`).
 
     Input: int token ids `(batch, memory_size)`, oldest first.
-    Output: next-token logits `(batch, vocabulary_size)`.
+    Output: next-token logits `(batch, vocabulary_size)`; with
+    `output="adaptive"`, float32 log-probabilities (also logits: their
+    softmax is the distribution itself).
 
     Example:
 
@@ -94,6 +115,8 @@ class MemN2NLM(keras.Model):
         query_value=0.1,
         init_stddev=0.05,
         vocabulary=None,
+        output="softmax",
+        adaptive_cutoffs=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -126,6 +149,22 @@ class MemN2NLM(keras.Model):
                 "`init_stddev` must be a number > 0. "
                 f"Received: init_stddev={init_stddev!r}"
             )
+        if output not in OUTPUT_MODES:
+            raise ValueError(
+                f"`output` must be one of {OUTPUT_MODES}. "
+                f"Received: output={output!r}"
+            )
+        if output == "adaptive" and adaptive_cutoffs is None:
+            adaptive_cutoffs = default_cutoffs(vocabulary_size)
+        if adaptive_cutoffs is not None:
+            if output != "adaptive":
+                raise ValueError(
+                    "`adaptive_cutoffs` applies only to output='adaptive'. "
+                    f"Received: output={output!r}"
+                )
+            check_cutoffs(
+                adaptive_cutoffs, vocabulary_size, name="adaptive_cutoffs"
+            )
         if vocabulary is not None and vocabulary.size != vocabulary_size:
             raise ValueError(
                 f"The vocabulary has {vocabulary.size} tokens but "
@@ -141,6 +180,11 @@ class MemN2NLM(keras.Model):
         self.query_value = query_value
         self.init_stddev = init_stddev
         self.vocabulary = vocabulary
+        self.output_mode = output
+        self.adaptive_cutoffs = (
+            None if adaptive_cutoffs is None else list(adaptive_cutoffs)
+        )
+        self._training_outputs = _TrainingOutputs()
 
         def normal():
             # A fresh initializer per weight: one unseeded instance reused
@@ -160,8 +204,11 @@ class MemN2NLM(keras.Model):
             )
             for i in range(num_embeddings - 1)
         ]
-        last_embedding = (keras.layers.Embedding if weight_tying ==
-                          "layerwise" else keras_hub.layers.ReversibleEmbedding)
+        last_embedding = (
+            keras_hub.layers.ReversibleEmbedding
+            if weight_tying == "adjacent" and output == "softmax"
+            else keras.layers.Embedding
+        )
         self.memory_embeddings.append(
             last_embedding(
                 vocabulary_size,
@@ -188,6 +235,15 @@ class MemN2NLM(keras.Model):
                 name="memory_hop",
             )
             self.memory_hops = [shared_hop]
+        if output == "adaptive":
+            self.output_projection = AdaptiveSoftmax(
+                vocabulary_size,
+                self.adaptive_cutoffs,
+                kernel_initializer=normal(),
+                dtype=self.dtype_policy,
+                name="adaptive_softmax",
+            )
+        elif weight_tying == "layerwise":
             self.output_projection = keras.layers.Dense(
                 vocabulary_size,
                 use_bias=False,
@@ -196,6 +252,8 @@ class MemN2NLM(keras.Model):
                 name="output_projection",
             )
         else:
+            self.output_projection = None
+        if weight_tying == "adjacent":
             self.memory_hops = [
                 MemoryHop(
                     linear_units=linear_units,
@@ -205,7 +263,6 @@ class MemN2NLM(keras.Model):
                 )
                 for i in range(hops)
             ]
-            self.output_projection = None
         self.dropout_layer = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy, name="dropout"
         )
@@ -255,6 +312,13 @@ class MemN2NLM(keras.Model):
                 hop, keys, values = self.memory_hops[k], *memories[k : k + 2]
             state = hop(state, keys, values, mask=memory_mask)
         state = self.dropout_layer(state, training=training)
+        if self.output_mode == "adaptive":
+            log_probs = self.output_projection(state)
+            if training:
+                # For the fast loss in `compute_loss`; unused outputs are
+                # pruned from compiled train steps.
+                self._training_outputs.keep(log_probs, state)
+            return log_probs
         if self.output_projection is not None:
             logits = self.output_projection(state)
         else:
@@ -264,6 +328,45 @@ class MemN2NLM(keras.Model):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.vocabulary_size)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        # The adaptive softmax's own negative log-likelihood equals sparse
+        # cross-entropy on its log-probabilities, and skips most of the
+        # tail-cluster work; see the `output` argument.
+        state = self._training_outputs.take(y_pred)
+        reduction = self._fast_loss_reduction()
+        if state is None or reduction is None or y is None or not training:
+            return super().compute_loss(
+                x, y, y_pred, sample_weight, training=training
+            )
+        nll = self.output_projection.negative_log_likelihood(state, y)
+        if sample_weight is not None:
+            nll = nll * ops.reshape(ops.cast(sample_weight, nll.dtype), (-1,))
+        loss = ops.sum(nll)
+        if reduction == "sum_over_batch_size":
+            loss = loss / ops.cast(ops.shape(nll)[0], loss.dtype)
+        for extra_loss in self.losses:
+            loss = loss + ops.cast(
+                self._aggregate_additional_loss(extra_loss), loss.dtype
+            )
+        return loss
+
+    def _fast_loss_reduction(self):
+        """The compiled loss's reduction if the fast adaptive loss equals it."""
+        loss = getattr(self, "loss", None)
+        compiled = getattr(self, "_compile_loss", None)
+        if (
+            self.output_mode != "adaptive"
+            or not isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
+            or not loss.from_logits
+            or loss.ignore_class is not None
+            or loss.reduction not in ("sum_over_batch_size", "sum")
+            or getattr(compiled, "_user_loss_weights", None) is not None
+        ):
+            return None
+        return loss.reduction
 
     def _check_input_shape(self, shape):
         if len(shape) != 2 or shape[-1] not in (None, self.memory_size):
@@ -292,6 +395,31 @@ class MemN2NLM(keras.Model):
                 f"{self.vocabulary_size}). Received ids from "
                 f"{token_ids.min()} to {token_ids.max()}."
             )
+
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        """`keras.Model.compile`, with XLA on by default on TensorFlow.
+
+        Keras's `jit_compile="auto"` turns XLA off on TensorFlow without a
+        GPU. For this model XLA trains faster on CPU too (about 1.4x to 2.4x
+        at the paper's sizes, both outputs; see `docs/RESULTS_speed.md`),
+        so `"auto"` means `True` here on TensorFlow. JAX always compiles
+        with XLA; PyTorch keeps Keras's default (eager). Pass
+        `jit_compile=False` to turn it off.
+        """
+        if (
+            jit_compile == "auto"
+            and keras.config.backend() == "tensorflow"
+            and not kwargs.get("run_eagerly")
+        ):
+            jit_compile = True
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compiling a loaded model whose `compile` is overridden,
+        # so this restores what `keras.Model.compile_from_config` does.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built and getattr(self, "optimizer", None) is not None:
+            self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_token_ids(x)
@@ -413,6 +541,8 @@ class MemN2NLM(keras.Model):
                 "vocabulary": keras.saving.serialize_keras_object(
                     self.vocabulary
                 ),
+                "output": self.output_mode,
+                "adaptive_cutoffs": self.adaptive_cutoffs,
             }
         )
         return config
@@ -424,6 +554,27 @@ class MemN2NLM(keras.Model):
             config.get("vocabulary")
         )
         return cls(**config)
+
+
+class _TrainingOutputs:
+    """The final state behind the latest training-mode output.
+
+    `compute_loss` gets only `y_pred`; this hands it the state that produced
+    that very tensor (within the same traced train step). A plain object, so
+    that Keras does not track the tensors.
+    """
+
+    def __init__(self):
+        self.outputs = None
+        self.state = None
+
+    def keep(self, outputs, state):
+        self.outputs, self.state = outputs, state
+
+    def take(self, outputs):
+        state = self.state if outputs is self.outputs else None
+        self.outputs = self.state = None
+        return state
 
 
 class _DecoderCache:

@@ -1,1 +1,2 @@
 from keras_memnet.recipes.memn2n_lm_recipe import MemN2NLMRecipe
+from keras_memnet.recipes.train_memn2n_lm import train_memn2n_lm

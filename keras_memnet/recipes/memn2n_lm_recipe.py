@@ -44,6 +44,8 @@ class MemN2NLMRecipe:
         optimizer: `"sgd"` (default, the paper's), `"adagrad"` or `"adam"`.
         learning_rate: optional Keras (mean-loss) learning rate that overrides
             the converted one.
+        weight_decay: optional decoupled weight decay of the optimizer (not
+            in the paper; a regulariser for small corpora).
         monitor: quantity watched by the annealing. Defaults to `"val_loss"`.
 
     Example:
@@ -79,6 +81,7 @@ class MemN2NLMRecipe:
         summed_min_learning_rate=1e-5,
         optimizer="sgd",
         learning_rate=None,
+        weight_decay=None,
         monitor="val_loss",
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
@@ -105,6 +108,11 @@ class MemN2NLMRecipe:
             raise ValueError(
                 f"`learning_rate` must be > 0. Received: {learning_rate!r}"
             )
+        if weight_decay is not None and not weight_decay >= 0:
+            raise ValueError(
+                f"`weight_decay` must be >= 0. Received: {weight_decay!r}"
+            )
+        self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.summed_learning_rate = summed_learning_rate
         self.summed_max_norm = summed_max_norm
@@ -126,11 +134,14 @@ class MemN2NLMRecipe:
 
     def optimizer(self):
         """A new Keras optimizer with the recipe's learning rate."""
-        if self.optimizer_name == "sgd":
-            return keras.optimizers.SGD(learning_rate=self.learning_rate)
-        if self.optimizer_name == "adagrad":
-            return keras.optimizers.Adagrad(learning_rate=self.learning_rate)
-        return keras.optimizers.Adam(learning_rate=self.learning_rate)
+        optimizer_class = {
+            "sgd": keras.optimizers.SGD,
+            "adagrad": keras.optimizers.Adagrad,
+            "adam": keras.optimizers.Adam,
+        }[self.optimizer_name]
+        return optimizer_class(
+            learning_rate=self.learning_rate, weight_decay=self.weight_decay
+        )
 
     def callbacks(self, verbose=0):
         """New clipping and annealing callbacks for `fit`."""
@@ -153,6 +164,7 @@ class MemN2NLMRecipe:
             "summed_min_learning_rate": self.summed_min_learning_rate,
             "optimizer": self.optimizer_name,
             "learning_rate": self.learning_rate,
+            "weight_decay": self.weight_decay,
             "monitor": self.monitor,
         }
 

@@ -3,13 +3,14 @@
 import keras
 import numpy as np
 
-from keras_memnet.tokenizers.word_vocabulary import PAD_TOKEN
+from keras_memnet.tokenizers.vocabulary import PAD_TOKEN
+from keras_memnet.tokenizers.vocabulary import Vocabulary
 
 TEXT8_SYMBOLS = " abcdefghijklmnopqrstuvwxyz"
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
-class CharVocabulary:
+class CharVocabulary(Vocabulary):
     """A character vocabulary with `<pad>` at id 0 and an optional `<unk>`.
 
     Ids are laid out as `[<pad>, <unk> (if any), symbols...]`. text8's 27
@@ -41,26 +42,8 @@ class CharVocabulary:
     """
 
     def __init__(self, symbols, unk_token=None, pad_token=PAD_TOKEN):
-        if not isinstance(pad_token, str) or not pad_token:
-            raise ValueError(
-                f"`pad_token` must be a non-empty string. Got: {pad_token!r}"
-            )
-        if unk_token is not None and (
-            not isinstance(unk_token, str) or not unk_token
-        ):
-            raise ValueError(
-                "`unk_token` must be a non-empty string or None. "
-                f"Got: {unk_token!r}"
-            )
-        if unk_token == pad_token:
-            raise ValueError(
-                "`unk_token` and `pad_token` must differ. "
-                f"Both are {pad_token!r}."
-            )
-        symbols = list(symbols)
-        specials = [pad_token] + ([unk_token] if unk_token is not None else [])
-        if symbols[: len(specials)] == specials:
-            symbols = symbols[len(specials) :]
+        super().__init__(list(symbols), unk_token, pad_token)
+        symbols = self._types
         if not symbols:
             raise ValueError("`symbols` must contain at least one character.")
         for symbol in symbols:
@@ -71,13 +54,8 @@ class CharVocabulary:
                 )
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"`symbols` must be unique. Got: {symbols!r}")
-        self._pad_token = pad_token
-        self._unk_token = unk_token
-        self._symbols = symbols
-        self._tokens = specials + symbols
-        self._index = {token: i for i, token in enumerate(self._tokens)}
         # Lookup table from code point to id; -1 marks unknown characters.
-        first_id = len(specials)
+        first_id = self.size - len(symbols)
         code_points = np.array([ord(s) for s in symbols], dtype=np.int64)
         self._table = np.full(int(code_points.max()) + 1, -1, dtype=np.int32)
         self._table[code_points] = np.arange(
@@ -122,61 +100,9 @@ class CharVocabulary:
         return cls(symbols, unk_token=unk_token, pad_token=pad_token)
 
     @property
-    def size(self):
-        """Number of ids, counting `<pad>` and `<unk>`."""
-        return len(self._tokens)
-
-    def __len__(self):
-        return self.size
-
-    def __contains__(self, token):
-        return token in self._index
-
-    @property
-    def tokens(self):
-        """All tokens; the list index is the id."""
-        return list(self._tokens)
-
-    @property
     def symbols(self):
         """The ordinary symbols, as one string."""
-        return "".join(self._symbols)
-
-    @property
-    def pad_id(self):
-        return 0
-
-    @property
-    def pad_token(self):
-        return self._pad_token
-
-    @property
-    def unk_id(self):
-        return None if self._unk_token is None else 1
-
-    @property
-    def unk_token(self):
-        return self._unk_token
-
-    def token_to_id(self, token):
-        """Id of `token`; unknown tokens give `unk_id` or raise."""
-        token_id = self._index.get(token)
-        if token_id is None:
-            if self._unk_token is None:
-                raise ValueError(
-                    f"Character {token!r} is not in the vocabulary and it "
-                    "has no `unk_token`."
-                )
-            return 1
-        return token_id
-
-    def id_to_token(self, token_id):
-        """Token for `token_id`, which must be in `[0, size)`."""
-        if not 0 <= int(token_id) < self.size:
-            raise ValueError(
-                f"`token_id` must be in [0, {self.size}). Got: {token_id}"
-            )
-        return self._tokens[int(token_id)]
+        return "".join(self._types)
 
     def encode(self, text):
         """Maps each character of `text` to its int32 id."""
@@ -203,16 +129,7 @@ class CharVocabulary:
 
     def decode(self, ids, skip_pad=True):
         """Concatenates the tokens of `ids`, leaving out `<pad>`."""
-        ids = np.asarray(ids).reshape(-1)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.size):
-            raise ValueError(
-                f"`ids` must be in [0, {self.size}). Got values from "
-                f"{ids.min()} to {ids.max()}."
-            )
-        tokens = self._tokens
-        return "".join(
-            tokens[i] for i in ids.tolist() if not (skip_pad and i == 0)
-        )
+        return "".join(self._tokens_of(ids, skip_pad))
 
     def get_config(self):
         return {
@@ -220,17 +137,6 @@ class CharVocabulary:
             "unk_token": self._unk_token,
             "pad_token": self._pad_token,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return (
-            isinstance(other, CharVocabulary)
-            and self._tokens == other._tokens
-            and self._unk_token == other._unk_token
-        )
 
     def __repr__(self):
         return (

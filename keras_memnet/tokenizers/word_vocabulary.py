@@ -6,12 +6,13 @@ import itertools
 import keras
 import numpy as np
 
-PAD_TOKEN = "<pad>"
-UNK_TOKEN = "<unk>"
+from keras_memnet.tokenizers.vocabulary import PAD_TOKEN
+from keras_memnet.tokenizers.vocabulary import UNK_TOKEN
+from keras_memnet.tokenizers.vocabulary import Vocabulary
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
-class WordVocabulary:
+class WordVocabulary(Vocabulary):
     """A word vocabulary with `<pad>` at id 0 and an optional `<unk>` at id 1.
 
     Ids are laid out as `[<pad>, <unk> (if any), word types...]`. Id 0 is
@@ -48,38 +49,18 @@ class WordVocabulary:
                 "`tokens` must be a list of word types, not a single string; "
                 "use WordVocabulary.from_text(text) to build one from text."
             )
-        if not isinstance(pad_token, str) or not pad_token:
-            raise ValueError(
-                f"`pad_token` must be a non-empty string. Got: {pad_token!r}"
-            )
-        if unk_token is not None and (
-            not isinstance(unk_token, str) or not unk_token
-        ):
-            raise ValueError(
-                "`unk_token` must be a non-empty string or None. "
-                f"Got: {unk_token!r}"
-            )
-        if unk_token == pad_token:
-            raise ValueError(
-                "`unk_token` and `pad_token` must differ. "
-                f"Both are {pad_token!r}."
-            )
-        tokens = [str(token) for token in tokens]
-        specials = [pad_token] + ([unk_token] if unk_token is not None else [])
-        if tokens[: len(specials)] == specials:
-            tokens = tokens[len(specials) :]
-        self._pad_token = pad_token
-        self._unk_token = unk_token
-        self._tokens = specials + tokens
-        self._index = {token: i for i, token in enumerate(self._tokens)}
+        super().__init__(
+            [str(token) for token in tokens], unk_token, pad_token
+        )
         if len(self._index) != len(self._tokens):
             counts = collections.Counter(self._tokens)
             duplicates = sorted(t for t, c in counts.items() if c > 1)[:5]
             raise ValueError(
                 "`tokens` must be unique and must not repeat the special "
-                f"tokens {specials}. Repeated: {duplicates}"
+                f"tokens {self._tokens[: self.size - len(self._types)]}. "
+                f"Repeated: {duplicates}"
             )
-        for token in tokens:
+        for token in self._types:
             if not token or len(token.split()) != 1 or token.split()[0] != token:
                 raise ValueError(
                     "Every entry of `tokens` must be a non-empty word without "
@@ -144,58 +125,6 @@ class WordVocabulary:
             )
         return cls(types, unk_token=unk_token, pad_token=pad_token)
 
-    @property
-    def size(self):
-        """Number of ids, counting `<pad>` and `<unk>`."""
-        return len(self._tokens)
-
-    def __len__(self):
-        return self.size
-
-    def __contains__(self, token):
-        return token in self._index
-
-    @property
-    def tokens(self):
-        """All tokens; the list index is the id."""
-        return list(self._tokens)
-
-    @property
-    def pad_id(self):
-        return 0
-
-    @property
-    def pad_token(self):
-        return self._pad_token
-
-    @property
-    def unk_id(self):
-        return None if self._unk_token is None else 1
-
-    @property
-    def unk_token(self):
-        return self._unk_token
-
-    def token_to_id(self, token):
-        """Id of `token`; unknown tokens give `unk_id` or raise."""
-        token_id = self._index.get(token)
-        if token_id is None:
-            if self._unk_token is None:
-                raise ValueError(
-                    f"Token {token!r} is not in the vocabulary and it has no "
-                    "`unk_token`."
-                )
-            return 1
-        return token_id
-
-    def id_to_token(self, token_id):
-        """Token for `token_id`, which must be in `[0, size)`."""
-        if not 0 <= int(token_id) < self.size:
-            raise ValueError(
-                f"`token_id` must be in [0, {self.size}). Got: {token_id}"
-            )
-        return self._tokens[int(token_id)]
-
     def encode(self, text):
         """Maps text (split on whitespace) or a list of words to int32 ids."""
         words = text.split() if isinstance(text, str) else list(text)
@@ -215,35 +144,14 @@ class WordVocabulary:
 
     def decode(self, ids, skip_pad=True):
         """Joins the tokens of `ids` with spaces, leaving out `<pad>`."""
-        ids = np.asarray(ids).reshape(-1)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.size):
-            raise ValueError(
-                f"`ids` must be in [0, {self.size}). Got values from "
-                f"{ids.min()} to {ids.max()}."
-            )
-        tokens = self._tokens
-        return " ".join(
-            tokens[i] for i in ids.tolist() if not (skip_pad and i == 0)
-        )
+        return " ".join(self._tokens_of(ids, skip_pad))
 
     def get_config(self):
-        num_specials = 1 + (self._unk_token is not None)
         return {
-            "tokens": self._tokens[num_specials:],
+            "tokens": list(self._types),
             "unk_token": self._unk_token,
             "pad_token": self._pad_token,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return (
-            isinstance(other, WordVocabulary)
-            and self._tokens == other._tokens
-            and self._unk_token == other._unk_token
-        )
 
     def __repr__(self):
         return (

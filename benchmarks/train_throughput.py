@@ -1,0 +1,582 @@
+"""Training and generation speed of MemN2NLM against the machine's limits.
+
+For the paper's two word-level configurations (Sukhbaatar et al., "End-To-
+End Memory Networks", NeurIPS 2015, section 5) at batch 128:
+
+- PTB:   6 hops, 150 dimensions, memory 100, vocabulary 10,000;
+- text8: 7 hops, 500 dimensions, memory 100, vocabulary 44,000 (the size
+  of the full text8 vocabulary with min_count 10);
+
+it measures, in one run, for several variants of the model
+
+- `full`: the default full softmax, float32;
+- `full-bf16`: the same under `mixed_bfloat16`;
+- `adaptive`: `output="adaptive"` (Grave et al., 2017), float32;
+- `adaptive-bf16`;
+- `lstm`: a plain Keras LSTM language model (Embedding, LSTM, Dense) whose
+  width is chosen so that it has at least as many parameters as `full`,
+  trained on sequences of `--lstm-length` tokens (a prediction per token);
+
+training tokens per second; the analytic training FLOPs per token (matrix
+products only, 3x the forward pass); the achieved FLOP/s as a fraction of
+the rate of a dense matrix product of the same shapes and dtype (the three
+products of the `(batch, dim) x (dim, vocabulary)` output layer, forward and
+backward), timed in the same process in the same compilation mode; the
+peak memory (maximum resident set size of a fresh process that builds the
+variant and trains it a few steps, minus that process's size before
+building); and the ratios against `full` and `lstm`. It also times
+`generate` (greedy) at batch 1 and 32.
+
+The machine may be shared: after `--warmup` untimed steps, variants are
+timed in `--rounds` interleaved rounds of one `train_on_batch` step each
+(plus one run of each reference product), figures are medians over rounds
+and every ratio is the median of per-round ratios, so that a change of load
+hits both sides of a ratio. The load average is printed with every table.
+
+Batches are real text: windows of the 12 MB text8 prefix
+(`../shared/data/text8-head12m.txt.gz`, or `--data`), encoded with the
+vocabulary of its most frequent words, so the adaptive softmax sees the
+real cluster frequencies. Without the file, ids are drawn from a Zipf law.
+
+Usage:
+    python benchmarks/train_throughput.py            # the full table
+    python benchmarks/train_throughput.py --configs text8 --variants full,adaptive --compare-jit
+    KERAS_BACKEND=jax python benchmarks/train_throughput.py --configs text8 --variants full,adaptive --no-memory --no-generation
+"""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONFIGS = {
+    "ptb": dict(hops=6, embedding_dim=150, memory_size=100,
+                vocabulary_size=10_000),
+    "text8": dict(hops=7, embedding_dim=500, memory_size=100,
+                  vocabulary_size=44_000),
+    # A smoke test of the script itself.
+    "tiny": dict(hops=2, embedding_dim=16, memory_size=10,
+                 vocabulary_size=3000),
+}
+VARIANTS = ("full", "full-bf16", "adaptive", "adaptive-bf16", "lstm")
+# Ablations, not in the default table: embeddings frozen (no embedding
+# gradients or updates), to measure what those cost.
+ABLATIONS = ("full-frozen", "adaptive-frozen")
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[2] / "shared" / "data"
+    / "text8-head12m.txt.gz"
+)
+
+
+def load_average():
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# Data
+
+
+def token_stream(vocabulary_size, data_path, seed=0, words=2_000_000):
+    """Ids of real text (most frequent words first) or of a Zipf law."""
+    import numpy as np
+
+    if data_path and Path(data_path).exists():
+        from keras_memnet.tokenizers import WordVocabulary
+
+        with gzip.open(data_path, "rt") as f:
+            text = f.read().split()[:words]
+        vocabulary = WordVocabulary.from_text(text, max_size=vocabulary_size)
+        ids = vocabulary.encode(text)
+        if vocabulary.size == vocabulary_size:
+            return ids, "text8 prefix"
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, vocabulary_size)
+    p = 1.0 / ranks
+    ids = rng.choice(ranks, size=words, p=p / p.sum()).astype("int32")
+    return ids, "Zipf ids"
+
+
+def window_batches(ids, memory_size, batch_size, count, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ends = rng.integers(memory_size, len(ids), (count, batch_size))
+    offsets = np.arange(-memory_size, 0)
+    return ids[ends[..., None] + offsets], ids[ends]
+
+
+def sequence_batches(ids, length, batch_size, count, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(ids) - length - 1, (count, batch_size))
+    offsets = np.arange(length)
+    return ids[starts[..., None] + offsets], ids[starts[..., None] + offsets + 1]
+
+
+# Models
+
+
+def lstm_width(config):
+    """Smallest width (multiple of 10) with >= MemN2NLM's parameters."""
+    v, d, m = (config[k] for k in
+               ("vocabulary_size", "embedding_dim", "memory_size"))
+    target = 3 * v * d + 2 * m * d + d * d
+    width = 10
+    while lstm_parameters(v, width) < target:
+        width += 10
+    return width
+
+
+def lstm_parameters(vocabulary_size, width):
+    embedding = vocabulary_size * width
+    lstm = 4 * (2 * width * width + width)
+    output = width * vocabulary_size + vocabulary_size
+    return embedding + lstm + output
+
+
+def build_variant(name, config, jit_compile):
+    import keras
+
+    policy = "mixed_bfloat16" if name.endswith("bf16") else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        if name == "lstm":
+            width = lstm_width(config)
+            v = config["vocabulary_size"]
+            model = keras.Sequential(
+                [
+                    keras.Input((None,), dtype="int32"),
+                    keras.layers.Embedding(v, width),
+                    keras.layers.LSTM(width, return_sequences=True),
+                    keras.layers.Dense(v),
+                ]
+            )
+        else:
+            from keras_memnet.models import MemN2NLM
+
+            model = MemN2NLM(
+                output="adaptive" if name.startswith("adaptive")
+                else "softmax",
+                **config,
+            )
+            model.build((None, config["memory_size"]))
+            if name.endswith("-frozen"):
+                for embedding in model.embedding_layers:
+                    embedding.trainable = False
+        kwargs = {}
+        if jit_compile != "auto":
+            kwargs["jit_compile"] = jit_compile == "true"
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            **kwargs,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model
+
+
+def training_flops_per_token(name, config, model=None, targets=None):
+    """Matrix-product FLOPs of forward + backward (3x forward) per token."""
+    v, d, m, hops = (config[k] for k in
+                     ("vocabulary_size", "embedding_dim", "memory_size",
+                      "hops"))
+    if name == "lstm":
+        w = lstm_width(config)
+        return 3 * (2 * w * v + 2 * 4 * w * (2 * w))
+    # Per hop: scores (M d), read (M d), state map H (d d).
+    hop_flops = hops * (2 * m * d + 2 * m * d + 2 * d * d)
+    if not name.startswith("adaptive"):
+        return 3 * (hop_flops + 2 * d * v)
+    # Adaptive training: the head for every row; each tail cluster for the
+    # buffer of rows chosen by `negative_log_likelihood`, averaged over the
+    # timed batches.
+    import numpy as np
+
+    layer = model.output_projection
+    head = 2 * d * layer.head_size
+    tails = 0.0
+    batch = targets.shape[1]
+    capacities = [math.ceil(batch / 8), math.ceil(batch / 4),
+                  math.ceil(batch / 2), batch]
+    for (low, high), tail_dim in zip(layer.cluster_bounds, layer.tail_dims(d)):
+        counts = ((targets >= low) & (targets < high)).sum(axis=1)
+        rows = np.array([0 if c == 0 else next(k for k in capacities if c <= k)
+                         for c in counts])
+        per_row = 2 * d * tail_dim + 2 * tail_dim * (high - low)
+        tails += rows.mean() / batch * per_row
+    return 3 * (hop_flops + head + tails)
+
+
+# Timing
+
+
+def train_step(model, x, y):
+    """One training step; its seconds and loss."""
+    start = time.perf_counter()
+    loss = model.train_on_batch(x, y)
+    return time.perf_counter() - start, float(loss)
+
+
+def make_matmul(config, dtype, mode, batch, d=None):
+    """The output layer's forward and two backward products, compiled.
+
+    `batch` rows of width `d` (default: the embedding width) times a
+    `(d, vocabulary_size)` kernel.
+    """
+    import keras
+    import numpy as np
+    from keras import ops
+
+    v, d = config["vocabulary_size"], d or config["embedding_dim"]
+    rng = np.random.default_rng(0)
+    hidden = ops.cast(rng.normal(size=(batch, d)).astype("float32"), dtype)
+    kernel = ops.cast(rng.normal(size=(d, v)).astype("float32"), dtype)
+    grad = ops.cast(rng.normal(size=(batch, v)).astype("float32"), dtype)
+
+    def products(hidden, kernel, grad):
+        return (
+            ops.matmul(hidden, kernel),
+            ops.matmul(grad, ops.transpose(kernel)),
+            ops.matmul(ops.transpose(hidden), grad),
+        )
+
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        compiled = jax.jit(products)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(products, jit_compile=mode == "xla")
+    else:
+        compiled = products
+    flops = 3 * 2 * batch * d * v
+
+    def run(repeats=3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            outputs = compiled(hidden, kernel, grad)
+            ops.convert_to_numpy(ops.cast(outputs[2][0, 0], "float32"))
+        return flops * repeats / (time.perf_counter() - start)
+
+    run(1)
+    return run
+
+
+def time_generation(model, prompts, max_length, repeats):
+    model.generate(prompts, max_length)  # Compile.
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.generate(prompts, max_length)
+        times.append(time.perf_counter() - start)
+    seconds = sorted(times)[len(times) // 2]
+    return dict(
+        tokens_per_s=len(prompts) * max_length / seconds,
+        ms_per_step=1e3 * seconds / max_length,
+    )
+
+
+def config_worker(spec):
+    """Times every variant of one configuration, interleaved."""
+    import keras
+    import numpy as np
+
+    config = CONFIGS[spec["config"]]
+    batch, rounds = spec["batch_size"], spec["rounds"]
+    ids, source = token_stream(config["vocabulary_size"], spec["data"])
+    names = list(spec["variants"])
+    if spec["compare_jit"]:
+        names += [f"{n}@xla" for n in names if n != "lstm"]
+    models, data, flops = {}, {}, {}
+    count = spec["warmup"] + rounds
+    for i, name in enumerate(names):
+        base = name.split("@")[0]
+        jit = "true" if name.endswith("@xla") else spec["jit_compile"]
+        models[name] = build_variant(base, config, jit)
+        if base == "lstm":
+            length = spec["lstm_length"]
+            data[name] = sequence_batches(ids, length, batch, count, seed=i)
+        else:
+            data[name] = window_batches(ids, config["memory_size"], batch,
+                                        count, seed=i)
+        tokens = batch * (spec["lstm_length"] if base == "lstm" else 1)
+        flops[name] = training_flops_per_token(
+            base, config, models[name], data[name][1][spec["warmup"]:]
+        )
+        models[name].tokens_per_step = tokens
+    # The reference products in every compilation mode of the backend; the
+    # machine's limit is the fastest.
+    modes = {"tensorflow": ("graph", "xla"), "jax": ("xla",)}.get(
+        keras.config.backend(), ("eager",)
+    )
+    def reference_key(name):
+        """dtype and output-layer shape (rows, width) of a variant."""
+        dtype = "bfloat16" if "bf16" in name else "float32"
+        if name.startswith("lstm"):
+            return dtype, batch * spec["lstm_length"], lstm_width(config)
+        return dtype, batch, config["embedding_dim"]
+
+    matmuls = {
+        (key, mode): make_matmul(config, key[0], mode, key[1], key[2])
+        for key in {reference_key(n) for n in names} for mode in modes
+    }
+    # Warm-up steps (tracing, compilation), then one step of every variant
+    # and one run of every reference product per round.
+    step_seconds = {name: [] for name in names}
+    matmul_rates = {key: [] for key in matmuls}
+    losses = {name: [] for name in names}
+    loads = []
+    for step in range(count):
+        for name in names:
+            x, y = data[name]
+            seconds, loss = train_step(models[name], x[step], y[step])
+            losses[name].append(loss)
+            if step >= spec["warmup"]:
+                step_seconds[name].append(seconds)
+        if step >= spec["warmup"]:
+            for key, run in matmuls.items():
+                matmul_rates[key].append(run(1))
+            loads.append(os.getloadavg()[0])
+    results = {}
+    for name in names:
+        base = name.split("@")[0]
+        dtype = "bfloat16" if "bf16" in name else "float32"
+        per_round = [
+            models[name].tokens_per_step / s for s in step_seconds[name]
+        ]
+        limits = [
+            max(rates) for rates in zip(
+                *(matmul_rates[(reference_key(name), mode)]
+                  for mode in modes)
+            )
+        ]
+        fractions = [
+            rate * flops[name] / limit
+            for rate, limit in zip(per_round, limits)
+        ]
+        results[name] = dict(
+            tokens_per_s=float(np.median(per_round)),
+            tokens_per_s_rounds=per_round,
+            flops_per_token=flops[name],
+            matmul_gflops=float(np.median(limits)) / 1e9,
+            matmul_gflops_by_mode={
+                mode: float(
+                    np.median(matmul_rates[(reference_key(name), mode)])
+                ) / 1e9
+                for mode in modes
+            },
+            matmul_fraction=float(np.median(fractions)),
+            parameters=models[name].count_params(),
+            xla=bool(models[name].jit_compile),
+            finite_losses=bool(np.all(np.isfinite(losses[name]))),
+            steps_run=len(losses[name]),
+        )
+    ratios = {}
+    for name in names:
+        for other in names:
+            if other != name:
+                per_round = [
+                    a / b for a, b in zip(
+                        results[name]["tokens_per_s_rounds"],
+                        results[other]["tokens_per_s_rounds"],
+                    )
+                ]
+                ratios[f"{name}/{other}"] = float(np.median(per_round))
+    generation = {}
+    if spec["generation"]:
+        rng = np.random.default_rng(0)
+        for name in names:
+            if name.split("@")[0] not in ("full", "adaptive") or "@" in name:
+                continue
+            for prompt_batch in (1, 32):
+                prompts = rng.integers(
+                    1, config["vocabulary_size"],
+                    (prompt_batch, config["memory_size"]),
+                ).astype("int32")
+                generation[f"{name}@{prompt_batch}"] = time_generation(
+                    models[name], prompts, spec["generation_length"], 3
+                )
+    return dict(
+        config=spec["config"], source=source, backend=keras.config.backend(),
+        results=results, ratios=ratios, generation=generation,
+        load_during=loads, load_after=load_average(),
+    )
+
+
+def memory_worker(spec):
+    """Peak resident memory of building and training one variant."""
+    import numpy as np  # noqa: F401
+
+    config = CONFIGS[spec["config"]]
+    name, batch = spec["variant"], spec["batch_size"]
+    ids, _ = token_stream(config["vocabulary_size"], spec["data"])
+    if name == "lstm":
+        x, y = sequence_batches(ids, spec["lstm_length"], batch, 3, seed=0)
+    else:
+        x, y = window_batches(ids, config["memory_size"], batch, 3, seed=0)
+    import keras  # noqa: F401
+
+    before = rss_mb()
+    model = build_variant(name, config, spec["jit_compile"])
+    for step in range(len(y)):
+        train_step(model, x[step], y[step])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return dict(config=spec["config"], variant=name, peak_mb=peak,
+                before_mb=before, increase_mb=peak - before)
+
+
+def run_worker(kind, spec, timeout):
+    command = [sys.executable, os.path.abspath(__file__), "--worker", kind,
+               json.dumps(spec)]
+    result = subprocess.run(command, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_tables(reports, memory, args):
+    for report in reports:
+        config = CONFIGS[report["config"]]
+        print(
+            f"\n### {report['config']}: {config['hops']} hops, "
+            f"{config['embedding_dim']} dims, memory {config['memory_size']}, "
+            f"V = {config['vocabulary_size']:,}, batch {args.batch_size} "
+            f"({report['backend']}, jit_compile={args.jit_compile}; "
+            f"{report['source']}; load average during "
+            f"{'/'.join(f'{x:.1f}' for x in report['load_during'])})\n"
+        )
+        print(
+            "| variant | XLA | params | tokens/s | vs full | vs lstm | train "
+            "MFLOP/token | matmul limit GFLOP/s (same shapes, dtype) | "
+            "fraction of matmul limit | peak memory MB (+ over start) | "
+            "losses finite |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        results = report["results"]
+        for name, result in results.items():
+            versus = {}
+            for other in ("full", "lstm"):
+                key = f"{name}/{other}"
+                versus[other] = (
+                    f"{report['ratios'][key]:.2f}x"
+                    if key in report["ratios"] else "—"
+                )
+            mem = memory.get((report["config"], name))
+            mem_text = (f"{mem['peak_mb']:,.0f} (+{mem['increase_mb']:,.0f})"
+                        if mem else "—")
+            print(
+                f"| {name} | {'yes' if result['xla'] else 'no'} | "
+                f"{result['parameters'] / 1e6:.1f} M | "
+                f"{result['tokens_per_s']:,.0f} | {versus['full']} | "
+                f"{versus['lstm']} | {result['flops_per_token'] / 1e6:.1f} | "
+                f"{result['matmul_gflops']:.1f} | "
+                f"{result['matmul_fraction']:.0%} | {mem_text} | "
+                f"{result['finite_losses']} ({result['steps_run']} steps) |"
+            )
+        references = {}
+        for name, result in results.items():
+            dtype = "bfloat16" if "bf16" in name else "float32"
+            shape = "lstm shapes" if name.startswith("lstm") else "MemN2N"
+            references[f"{shape}, {dtype}"] = ", ".join(
+                f"{mode} {rate:.1f}"
+                for mode, rate in result["matmul_gflops_by_mode"].items()
+            )
+        print("\nReference products, GFLOP/s by compilation mode (medians): "
+              + "; ".join(f"{k}: {v}" for k, v in references.items()))
+        if report["generation"]:
+            print(
+                f"\nGreedy `generate`, {args.generation_length} new tokens "
+                f"({report['config']}):\n"
+            )
+            print("| variant | batch | tokens/s | ms per step |")
+            print("|---|---|---|---|")
+            for key, value in report["generation"].items():
+                name, prompt_batch = key.split("@")
+                print(f"| {name} | {prompt_batch} | "
+                      f"{value['tokens_per_s']:,.0f} | "
+                      f"{value['ms_per_step']:.1f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="ptb,text8")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed steps per variant")
+    parser.add_argument("--rounds", type=int, default=12,
+                        help="timed rounds of one step of every variant")
+    parser.add_argument("--lstm-length", type=int, default=20)
+    parser.add_argument("--generation-length", type=int, default=20)
+    parser.add_argument("--jit-compile", default="auto",
+                        choices=["auto", "true", "false"])
+    parser.add_argument("--compare-jit", action="store_true",
+                        help="also time every variant with jit_compile=True "
+                        "(TensorFlow), interleaved")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-generation", action="store_true")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--json", help="also write the raw figures here")
+    parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        kind, spec = args.worker[0], json.loads(args.worker[1])
+        worker = config_worker if kind == "config" else memory_worker
+        print(json.dumps(worker(spec)))
+        return
+
+    variants = [v for v in args.variants.split(",") if v]
+    for variant in variants:
+        if variant not in VARIANTS + ABLATIONS:
+            parser.error(f"--variants: {variant!r} is not one of "
+                         f"{VARIANTS + ABLATIONS}")
+    start = time.perf_counter()
+    print(
+        f"backend {os.environ.get('KERAS_BACKEND', 'from keras.json')}; "
+        f"{os.cpu_count()} CPUs; load average at start {load_average()}"
+    )
+    common = dict(batch_size=args.batch_size, data=args.data,
+                  jit_compile=args.jit_compile, lstm_length=args.lstm_length)
+    reports, memory = [], {}
+    for config in args.configs.split(","):
+        spec = dict(common, config=config, variants=variants,
+                    warmup=args.warmup, rounds=args.rounds,
+                    compare_jit=args.compare_jit,
+                    generation=not args.no_generation,
+                    generation_length=args.generation_length)
+        reports.append(run_worker("config", spec, args.timeout))
+        if not args.no_memory:
+            for variant in variants:
+                memory[(config, variant)] = run_worker(
+                    "memory",
+                    dict(common, config=config, variant=variant, data=None),
+                    args.timeout,
+                )
+    print_tables(reports, memory, args)
+    print(f"\nload average at end {load_average()}; wall time "
+          f"{time.perf_counter() - start:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(reports=reports, memory=[
+                dict(v, key=list(k)) for k, v in memory.items()]), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""MemN2NLM against a Keras LSTM language model on the 12 MB text8 prefix.
+
+Split (character offsets of the prefix): train [0, 10M), validation
+[10M, 11M), test [11M, end); words seen fewer than 5 times in training
+become `<unk>` (19,502 types with `<unk>`). A Kneser-Ney trigram scores test
+perplexity 332 on this split. Both models get the same wall-clock budget
+(`--minutes` each) and keep the checkpoint with the best validation
+perplexity; test perplexity is measured once, at the end. With
+`--ablation`, `MemN2NLM` is also trained with 1, 2, 3, 4 and 6 hops at a
+short budget each.
+
+Outputs under `--output-dir`: `results.json`, `time_curves.png` (validation
+perplexity against wall-clock time, both models; needs matplotlib) and
+`ablation.png`, and the `text8-12m` section of `docs/RESULTS.md`.
+
+Usage:
+
+    python examples/text8_benchmark.py --data ../shared/data/text8-head12m.txt.gz --minutes 60
+    python examples/text8_benchmark.py --data ... --ablation --ablation-minutes 10
+    python examples/text8_benchmark.py --data ... --fast
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from results_doc import command_line  # noqa: E402
+from results_doc import machine_description  # noqa: E402
+from results_doc import update_section  # noqa: E402
+
+from keras_memnet.datasets import Corpus  # noqa: E402
+from keras_memnet.datasets import text8  # noqa: E402
+from keras_memnet.metrics import Perplexity  # noqa: E402
+from keras_memnet.models import MemN2NLM  # noqa: E402
+from keras_memnet.recipes import MemN2NLMRecipe  # noqa: E402
+
+SPLIT = {
+    "train": (0, 10_000_000),
+    "valid": (10_000_000, 11_000_000),
+    "test": (11_000_000, None),
+}
+KNESER_NEY_TRIGRAM = 332
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True,
+                        help="the text8 prefix (text8-head12m.txt.gz) or text8")
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--hops", type=int, default=6)
+    parser.add_argument("--memory-size", type=int, default=100)
+    parser.add_argument("--embedding-dim", type=int, default=150)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--lstm-units", type=int, default=None,
+                        help="default: sized to MemN2NLM's parameter count")
+    parser.add_argument("--sequence-length", type=int, default=35,
+                        help="LSTM unroll length")
+    parser.add_argument("--windows-per-epoch", type=int, default=256_000,
+                        help="MemN2NLM random windows between validations")
+    parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--ablation-minutes", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--output-dir", default="docs/text8_12m")
+    parser.add_argument("--results-doc", default="docs/RESULTS.md")
+    parser.add_argument("--eval-tokens", type=int, default=None,
+                        help="evaluate on only the first N validation and "
+                        "test tokens (default: all)")
+    parser.add_argument("--fast", action="store_true")
+    parser.add_argument("--verbose", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.fast:
+        args.minutes, args.ablation_minutes = 0.3, 0.2
+        args.embedding_dim, args.memory_size = 16, 20
+        args.windows_per_epoch, args.eval_tokens = 4096, 5000
+    return args
+
+
+class WallClockLimit(keras.callbacks.Callback):
+    """Stops training after a wall-clock budget; records validation points."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        self.seconds = minutes * 60
+        self.curve = []  # (elapsed seconds, validation perplexity)
+
+    def on_train_begin(self, logs=None):
+        self.started = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.time() - self.started > self.seconds:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.time() - self.started
+        self.curve.append((elapsed, float(logs["val_perplexity"])))
+        if elapsed > self.seconds:
+            self.model.stop_training = True
+
+
+def best_weights_callback():
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=10**6, restore_best_weights=True
+    )
+
+
+def train_memn2n(corpus, hops, minutes, args):
+    keras.utils.set_random_seed(args.seed)
+    recipe = MemN2NLMRecipe(batch_size=128)
+    model = MemN2NLM(
+        corpus.vocabulary.size, hops=hops, memory_size=args.memory_size,
+        embedding_dim=args.embedding_dim, dropout=args.dropout,
+        vocabulary=corpus.vocabulary,
+    )
+    model.compile(
+        optimizer=recipe.optimizer(),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity(from_logits=True)],
+    )
+
+    def windows(split_name, shuffle, num_windows=None):
+        return corpus.windows(split_name, args.memory_size, 128,
+                              shuffle=shuffle, num_windows=num_windows,
+                              seed=args.seed)
+
+    clock = WallClockLimit(minutes)
+    model.fit(
+        windows("train", True, args.windows_per_epoch),
+        validation_data=windows("valid", False),
+        epochs=10**6, shuffle=False, verbose=args.verbose,
+        callbacks=recipe.callbacks() + [clock, best_weights_callback()],
+    )
+    test = model.evaluate(windows("test", False), return_dict=True, verbose=0)
+    return {
+        "model": f"MemN2NLM ({hops} hops)",
+        "parameters": model.count_params(),
+        "test_perplexity": float(test["perplexity"]),
+        "curve": clock.curve,
+    }
+
+
+def sequences(tokens, length):
+    """Non-overlapping (input, target) sequences of a token stream."""
+    count = (len(tokens) - 1) // length
+    inputs = tokens[: count * length].reshape(count, length)
+    targets = tokens[1 : count * length + 1].reshape(count, length)
+    return inputs, targets
+
+
+def lstm_units_for(parameters, vocabulary_size, embedding_dim):
+    # Embedding V*e + LSTM 4*u*(e+u+1) + softmax V*u: solve for u.
+    a = 4.0
+    b = 4.0 * (embedding_dim + 1) + vocabulary_size
+    c = vocabulary_size * embedding_dim - parameters
+    return max(8, int((-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)))
+
+
+def train_lstm(corpus, parameters, args):
+    keras.utils.set_random_seed(args.seed)
+    vocabulary_size = corpus.vocabulary.size
+    units = args.lstm_units or lstm_units_for(
+        parameters, vocabulary_size, args.embedding_dim
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(vocabulary_size, args.embedding_dim),
+            keras.layers.Dropout(args.dropout),
+            keras.layers.LSTM(units, return_sequences=True),
+            keras.layers.Dropout(args.dropout),
+            keras.layers.Dense(vocabulary_size),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity(from_logits=True)],
+    )
+    train = sequences(corpus.train, args.sequence_length)
+    valid = sequences(corpus.valid, args.sequence_length)
+    test = sequences(corpus.test, args.sequence_length)
+    steps = max(1, args.windows_per_epoch // (32 * args.sequence_length))
+    clock = WallClockLimit(args.minutes)
+    model.fit(
+        *train, batch_size=32, epochs=10**6, steps_per_epoch=steps,
+        validation_data=valid, verbose=args.verbose,
+        callbacks=[clock, best_weights_callback()],
+    )
+    result = model.evaluate(*test, batch_size=32, return_dict=True, verbose=0)
+    return {
+        "model": f"Keras LSTM ({units} units)",
+        "parameters": model.count_params(),
+        "test_perplexity": float(result["perplexity"]),
+        "curve": clock.curve,
+    }
+
+
+def plot(results, ablation, output_dir):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed; skipping plots.")
+        return []
+    names = []
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for result in results:
+        seconds, values = zip(*result["curve"])
+        axis.plot(np.array(seconds) / 60, values, marker="o",
+                  label=result["model"])
+    axis.axhline(KNESER_NEY_TRIGRAM, color="gray", linestyle=":",
+                 label="Kneser-Ney trigram (test)")
+    axis.set_xlabel("wall-clock minutes")
+    axis.set_ylabel("validation perplexity")
+    axis.set_yscale("log")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(output_dir, "time_curves.png"), dpi=110)
+    names.append("time_curves.png")
+    if ablation:
+        figure, axis = plt.subplots(figsize=(5, 3.5))
+        axis.plot([r["hops"] for r in ablation],
+                  [r["test_perplexity"] for r in ablation], marker="o")
+        axis.set_xlabel("hops")
+        axis.set_ylabel("test perplexity")
+        figure.tight_layout()
+        figure.savefig(os.path.join(output_dir, "ablation.png"), dpi=110)
+        names.append("ablation.png")
+    return names
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.output_dir, exist_ok=True)
+    corpus = text8(args.data, split=SPLIT, min_count=5)
+    if args.eval_tokens:
+        corpus = Corpus(corpus.train, corpus.valid[: args.eval_tokens],
+                        corpus.test[: args.eval_tokens], corpus.vocabulary)
+    print(f"{corpus.vocabulary.size:,} ids (with <pad>), "
+          f"{corpus.train.size:,} training words")
+    memn2n = train_memn2n(corpus, args.hops, args.minutes, args)
+    lstm = train_lstm(corpus, memn2n["parameters"], args)
+    ablation = []
+    if args.ablation:
+        for hops in (1, 2, 3, 4, 6):
+            result = train_memn2n(corpus, hops, args.ablation_minutes, args)
+            ablation.append(dict(result, hops=hops))
+    lines = [
+        "| model | parameters | test perplexity |",
+        "| --- | ---: | ---: |",
+        f"| Kneser-Ney trigram | - | {KNESER_NEY_TRIGRAM} |",
+    ] + [
+        f"| {r['model']} | {r['parameters']:,} | {r['test_perplexity']:.1f} |"
+        for r in (memn2n, lstm)
+    ]
+    if ablation:
+        lines += ["", f"Hops ablation ({args.ablation_minutes:g} minutes each):",
+                  "", "| hops | test perplexity |", "| ---: | ---: |"]
+        lines += [f"| {r['hops']} | {r['test_perplexity']:.1f} |"
+                  for r in ablation]
+    table = "\n".join(lines)
+    print("\n" + table)
+    with open(os.path.join(args.output_dir, "results.json"), "w") as file:
+        json.dump({"main": [memn2n, lstm], "ablation": ablation}, file,
+                  indent=1)
+    images = plot([memn2n, lstm], ablation, args.output_dir)
+    if args.results_doc:
+        folder = os.path.relpath(args.output_dir,
+                                 os.path.dirname(args.results_doc) or ".")
+        section = "\n".join(
+            [
+                "## MemN2NLM against an LSTM on the 12 MB text8 prefix",
+                "",
+                f"Command: `{command_line()}`  ",
+                f"Machine: {machine_description()}.",
+                "",
+                f"Budget: {args.minutes:g} wall-clock minutes per model; "
+                "checkpoints chosen on validation"
+                + (f"; evaluated on the first {args.eval_tokens:,} validation "
+                   "and test tokens only" if args.eval_tokens else "")
+                + ".",
+                "",
+                table,
+                "",
+            ]
+            + [f"![{name}]({folder}/{name})" for name in images]
+        )
+        update_section(args.results_doc, "text8-12m", section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Fast versions of the examples, so that they never rot."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(name, *args, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_reproduce_study_fast(tmp_path):
+    output = run_example(
+        "reproduce_study.py", "--fast", "--rows", "1hop-adagrad",
+        "--output-dir", "out", "--results-doc", "RESULTS.md", "--verbose", "0",
+        tmp_path=tmp_path,
+    )
+    assert "| 1hop-adagrad | 1870.63 |" in output
+    for name in ("results.json", "table.md", "samples.md"):
+        assert (tmp_path / "out" / name).exists()
+    doc = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- BEGIN study512k -->" in doc and "ML:" in doc
+
+
+def test_results_sections_are_regenerated_in_place(tmp_path):
+    sys.path.insert(0, str(ROOT / "examples"))
+    from results_doc import update_section
+
+    path = tmp_path / "RESULTS.md"
+    update_section(path, "a", "first A")
+    update_section(path, "b", "only B")
+    update_section(path, "a", "second A")
+    text = path.read_text()
+    assert text.count("<!-- BEGIN a -->") == 1
+    assert "second A" in text and "first A" not in text and "only B" in text
+
+
+@pytest.mark.slow
+def test_text8_benchmark_fast(tmp_path):
+    data = ROOT.parent / "shared" / "data" / "text8-head12m.txt.gz"
+    if not data.exists():
+        pytest.skip(f"needs {data}")
+    output = run_example(
+        "text8_benchmark.py", "--data", str(data), "--fast",
+        "--output-dir", "out", "--results-doc", "RESULTS.md", "--verbose", "0",
+        tmp_path=tmp_path,
+    )
+    assert "19,503 ids (with <pad>)" in output
+    assert "| MemN2NLM (6 hops)" in output and "| Keras LSTM" in output
+    assert "<!-- BEGIN text8-12m -->" in (tmp_path / "RESULTS.md").read_text()
