@@ -39,8 +39,7 @@ from results_doc import update_section  # noqa: E402
 from keras_memnet.datasets import Corpus  # noqa: E402
 from keras_memnet.datasets import text8  # noqa: E402
 from keras_memnet.metrics import Perplexity  # noqa: E402
-from keras_memnet.models import MemN2NLM  # noqa: E402
-from keras_memnet.recipes import MemN2NLMRecipe  # noqa: E402
+from keras_memnet.recipes import train_memn2n_lm  # noqa: E402
 
 SPLIT = {
     "train": (0, 10_000_000),
@@ -112,36 +111,25 @@ def best_weights_callback():
 
 
 def train_memn2n(corpus, hops, minutes, args):
-    keras.utils.set_random_seed(args.seed)
-    recipe = MemN2NLMRecipe(batch_size=128)
-    model = MemN2NLM(
-        corpus.vocabulary.size, hops=hops, memory_size=args.memory_size,
-        embedding_dim=args.embedding_dim, dropout=args.dropout,
-        vocabulary=corpus.vocabulary,
-    )
-    model.compile(
-        optimizer=recipe.optimizer(),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[Perplexity(from_logits=True)],
-    )
-
-    def windows(split_name, shuffle, num_windows=None):
-        return corpus.windows(split_name, args.memory_size, 128,
-                              shuffle=shuffle, num_windows=num_windows,
-                              seed=args.seed)
-
     clock = WallClockLimit(minutes)
-    model.fit(
-        windows("train", True, args.windows_per_epoch),
-        validation_data=windows("valid", False),
-        epochs=10**6, shuffle=False, verbose=args.verbose,
-        callbacks=recipe.callbacks() + [clock, best_weights_callback()],
+    run = train_memn2n_lm(
+        corpus,
+        hops=hops,
+        memory_size=args.memory_size,
+        embedding_dim=args.embedding_dim,
+        dropout=args.dropout,
+        epochs=10**6,  # The wall clock ends training.
+        patience=10**6,
+        seed=args.seed,
+        callbacks=[clock],
+        train_windows=args.windows_per_epoch,
+        evaluate=("test",),
+        verbose=args.verbose,
     )
-    test = model.evaluate(windows("test", False), return_dict=True, verbose=0)
     return {
         "model": f"MemN2NLM ({hops} hops)",
-        "parameters": model.count_params(),
-        "test_perplexity": float(test["perplexity"]),
+        "parameters": run["model"].count_params(),
+        "test_perplexity": run["perplexity"]["test"],
         "curve": clock.curve,
     }
 

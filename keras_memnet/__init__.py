@@ -3,11 +3,13 @@ for Keras 3.
 
 The subpackages mirror keras-hub's layout:
 
-- `keras_memnet.layers`: `TemporalEncoding`, `MemoryHop`, `Seq2SeqLSTM`.
+- `keras_memnet.layers`: `TemporalEncoding`, `MemoryHop`, `Seq2SeqLSTM`,
+  `AdaptiveSoftmax`.
 - `keras_memnet.models`: `MemN2NLM`, `CharMemN2N`, `Seq2SeqTranslator`.
-- `keras_memnet.metrics`: `Perplexity`.
+- `keras_memnet.metrics`: `Perplexity`, `BitsPerCharacter`.
 - `keras_memnet.callbacks`: the paper's clipping and annealing schedule.
-- `keras_memnet.recipes`: the paper's training settings, scaled for Keras.
+- `keras_memnet.recipes`: the paper's training settings, scaled for Keras,
+  and `train_memn2n_lm`.
 - `keras_memnet.datasets`: text8, Penn Treebank and sentence pairs as
   `tf.data` pipelines.
 - `keras_memnet.tokenizers`: word and character vocabularies.

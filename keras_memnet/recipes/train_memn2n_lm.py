@@ -21,6 +21,7 @@ def train_memn2n_lm(
     seed=1,
     callbacks=(),
     train_windows=None,
+    evaluate=SPLITS,
     verbose=1,
     **model_kwargs,
 ):
@@ -44,12 +45,14 @@ def train_memn2n_lm(
         callbacks: more Keras callbacks.
         train_windows: int or `None`, random training windows per epoch;
             `None` draws as many as the training split has positions.
+        evaluate: the splits whose perplexity is measured at the end.
         verbose: Keras verbosity for `fit`.
         **model_kwargs: other `MemN2NLM` arguments.
 
     Returns:
         A dict with `model` (best weights), `history` (the `fit` history
-        dict), `perplexity` (`{"train": ..., "valid": ..., "test": ...}`) and
+        dict), `perplexity` (`{"train": ..., "valid": ..., "test": ...}` for
+        the splits in `evaluate`) and
         `seconds` (training and evaluation time).
 
     Example:
@@ -121,7 +124,7 @@ def train_memn2n_lm(
                 windows(split_name, shuffle=False), return_dict=True, verbose=0
             )["perplexity"]
         )
-        for split_name in SPLITS
+        for split_name in evaluate
     }
     return {
         "model": model,
