@@ -137,7 +137,7 @@ class MemoryHop(keras.layers.Layer):
     ):
         # Batched matrix-vector products on the (batch, memory, dim) layout
         # as stored: unlike einsum, no transposed copy of the memories is
-        # made, forward or backward (measured in docs/RESULTS_speed.md).
+        # made, forward or backward (benchmarks/train_throughput.py).
         scores = ops.squeeze(ops.matmul(keys, query[:, :, None]), -1)
         probabilities = self.softmax(scores, mask=mask)
         read = ops.squeeze(ops.matmul(probabilities[:, None, :], values), 1)

@@ -401,7 +401,7 @@ class MemN2NLM(keras.Model):
 
         Keras's `jit_compile="auto"` turns XLA off on TensorFlow without a
         GPU. For this model XLA trains faster on CPU too (about 1.4x to 2.4x
-        at the paper's sizes, both outputs; see `docs/RESULTS_speed.md`),
+        at the paper's sizes, both outputs; benchmarks/train_throughput.py),
         so `"auto"` means `True` here on TensorFlow. JAX always compiles
         with XLA; PyTorch keeps Keras's default (eager). Pass
         `jit_compile=False` to turn it off.
