@@ -95,9 +95,12 @@ def train_and_evaluate(corpus, output, args):
         optimizer=recipe.optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
+    # Fixed-size batches: the adaptive loss sizes its buffers from the
+    # batch size when the step is traced.
     train = corpus.windows(
         "train", args.memory_size, args.batch_size, shuffle=True,
         num_windows=args.windows_per_epoch, seed=args.seed,
+        drop_remainder=True,
     )
     valid_monitor = corpus.windows(
         "valid", args.memory_size, args.batch_size, shuffle=False
@@ -122,7 +125,8 @@ def train_and_evaluate(corpus, output, args):
         )
         results[f"{split_name}_perplexity"] = float(np.exp(loss))
     keras.mixed_precision.set_global_policy("float32")
-    train_tokens = args.epochs * args.windows_per_epoch
+    steps_per_epoch = args.windows_per_epoch // args.batch_size
+    train_tokens = args.epochs * steps_per_epoch * args.batch_size
     return dict(
         output=output,
         dtype_policy=args.dtype_policy,
@@ -130,7 +134,7 @@ def train_and_evaluate(corpus, output, args):
         train_tokens=train_tokens,
         train_seconds=train_seconds,
         # Per epoch, validation excluded.
-        train_tokens_per_s=args.windows_per_epoch
+        train_tokens_per_s=steps_per_epoch * args.batch_size
         / float(np.median(tracker.epoch_seconds)),
         steps=tracker.steps,
         non_finite_losses=tracker.non_finite,

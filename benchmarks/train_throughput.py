@@ -19,9 +19,11 @@ it measures, in one run, for several variants of the model
 
 training tokens per second; the analytic training FLOPs per token (matrix
 products only, 3x the forward pass); the achieved FLOP/s as a fraction of
-the rate of a dense matrix product of the same shapes and dtype (the three
+the rate of dense matrix products of the same shapes and dtype (the three
 products of the `(batch, dim) x (dim, vocabulary)` output layer, forward and
-backward), timed in the same process in the same compilation mode; the
+backward; for the LSTM its own `(batch * length, width)` rows), timed in
+the same process in every compilation mode of the backend (TensorFlow:
+graph, i.e. oneDNN, and XLA), the fastest being the machine's limit; the
 peak memory (maximum resident set size of a fresh process that builds the
 variant and trains it a few steps, minus that process's size before
 building); and the ratios against `full` and `lstm`. It also times
@@ -38,9 +40,15 @@ Batches are real text: windows of the 12 MB text8 prefix
 vocabulary of its most frequent words, so the adaptive softmax sees the
 real cluster frequencies. Without the file, ids are drawn from a Zipf law.
 
+`MemN2NLM` compiles with its own default (`jit_compile="auto"`: XLA on
+TensorFlow and JAX); the LSTM with Keras's (on a TensorFlow CPU: graph).
+`--jit-compile false --compare-jit` times TensorFlow graphs and XLA side by
+side. The ablation variants `full-frozen` and `adaptive-frozen` freeze the
+embeddings, to measure what their gradients and updates cost.
+
 Usage:
     python benchmarks/train_throughput.py            # the full table
-    python benchmarks/train_throughput.py --configs text8 --variants full,adaptive --compare-jit
+    python benchmarks/train_throughput.py --configs text8 --variants full,full-frozen,adaptive,adaptive-frozen --jit-compile false --compare-jit
     KERAS_BACKEND=jax python benchmarks/train_throughput.py --configs text8 --variants full,adaptive --no-memory --no-generation
 """
 
@@ -354,8 +362,6 @@ def config_worker(spec):
             loads.append(os.getloadavg()[0])
     results = {}
     for name in names:
-        base = name.split("@")[0]
-        dtype = "bfloat16" if "bf16" in name else "float32"
         per_round = [
             models[name].tokens_per_step / s for s in step_seconds[name]
         ]
@@ -420,8 +426,6 @@ def config_worker(spec):
 
 def memory_worker(spec):
     """Peak resident memory of building and training one variant."""
-    import numpy as np  # noqa: F401
-
     config = CONFIGS[spec["config"]]
     name, batch = spec["variant"], spec["batch_size"]
     ids, _ = token_stream(config["vocabulary_size"], spec["data"])
@@ -429,6 +433,7 @@ def memory_worker(spec):
         x, y = sequence_batches(ids, spec["lstm_length"], batch, 3, seed=0)
     else:
         x, y = window_batches(ids, config["memory_size"], batch, 3, seed=0)
+    # Imported before the baseline, so that it counts the framework itself.
     import keras  # noqa: F401
 
     before = rss_mb()

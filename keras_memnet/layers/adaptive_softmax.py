@@ -37,9 +37,13 @@ class AdaptiveSoftmax(keras.layers.Layer):
     - `negative_log_likelihood(hidden, targets)` is the fast training loss:
       each tail cluster is evaluated only for the rows whose target falls in
       it, as in the paper. To keep shapes static (XLA, `jax.jit`), the rows
-      are gathered into a buffer of 1/8, 1/4, 1/2 or all of the batch,
-      whichever is the smallest that holds them (`keras.ops.switch`), so
-      the result is exact for any batch.
+      are gathered into a buffer of 1/8, 1/4 or 1/2 of the batch, the
+      smallest that holds them, or all rows are used
+      (`keras.ops.switch`), so the result is exact for any batch. This
+      needs the batch size when the step is traced: on TensorFlow, feed
+      batches of a fixed size (`drop_remainder=True` in `tf.data`);
+      otherwise every row evaluates every tail cluster (still without the
+      full distribution).
 
     Args:
         vocabulary_size: int >= 2. Number of ids.
@@ -230,51 +234,79 @@ class AdaptiveSoftmax(keras.layers.Layer):
     def _tail_nll(self, i, hidden, targets):
         """`-log p_i(target)` for rows whose target is in cluster `i`, else 0."""
         low, high = self.cluster_bounds[i]
+        size = high - low
         projection = self.tail_projections[i]
         kernel = self.tail_kernels[i]
         bias = self.tail_biases[i]
-        in_cluster = ops.logical_and(targets >= low, targets < high)
+        in_cluster = ops.cast(
+            ops.logical_and(targets >= low, targets < high), "float32"
+        )
         count = ops.sum(ops.cast(in_cluster, "int32"))
-        batch = ops.shape(hidden)[0]
-        # Buffers of 1/8, 1/4, 1/2 and all of the batch (`batch` is a tensor
-        # when the batch size is only known at run time, under TensorFlow).
-        capacities = [(batch + 2**j - 1) // 2**j for j in (3, 2, 1)] + [batch]
+
+        def tail_nll(hidden, targets, weights):
+            logits = self._logits(hidden, [projection, kernel], bias)
+            local = ops.clip(targets - low, 0, size - 1)
+            # A one-hot product, not `take_along_axis`, whose TensorFlow
+            # gradient needs a run-time shape that XLA rejects in a branch.
+            target_logits = ops.sum(
+                logits * ops.one_hot(local, size, dtype="float32"), axis=-1
+            )
+            return (ops.logsumexp(logits, axis=-1) - target_logits) * weights
 
         def none_in_cluster(hidden, targets, in_cluster):
-            return ops.zeros_like(targets, dtype="float32")
+            return ops.zeros_like(in_cluster)
+
+        def all_rows(hidden, targets, in_cluster):
+            return tail_nll(hidden, targets, in_cluster)
 
         def gathered(capacity):
             def branch(hidden, targets, in_cluster):
-                _, rows = ops.top_k(
-                    ops.cast(in_cluster, "float32"), k=capacity, sorted=False
-                )
-                # Rows are picked and put back with a one-hot matrix, not a
-                # gather and scatter: its gradients are dense, which XLA
-                # compiles when the batch size is only known at run time.
+                # Padding makes `capacity` rows available for any batch size.
+                padding = ops.zeros((capacity,), "float32")
+                member = ops.concatenate([in_cluster, padding])
+                _, rows = ops.top_k(member, k=capacity, sorted=False)
+                rows = ops.cast(rows, "int32")
+                # Rows are picked and put back with a one-hot matrix rather
+                # than a gather and scatter: dense gradients, fine for XLA.
                 positions = ops.arange(ops.shape(hidden)[0], dtype="int32")
                 select = ops.cast(
-                    ops.equal(ops.cast(rows, "int32")[:, None], positions),
-                    "float32",
+                    ops.equal(rows[:, None], positions[None, :]), "float32"
                 )
                 picked = ops.matmul(ops.cast(select, hidden.dtype), hidden)
-                logits = self._logits(picked, [projection, kernel], bias)
-                local = ops.clip(ops.take(targets, rows) - low, 0, high - low - 1)
-                row_nll = ops.logsumexp(logits, axis=-1) - ops.take_along_axis(
-                    logits, local[:, None], axis=-1
-                )[:, 0]
-                # Buffer rows beyond the cluster's own are padding.
-                row_nll = ops.where(ops.take(in_cluster, rows), row_nll, 0.0)
+                picked_targets = ops.take(
+                    ops.concatenate([targets, ops.cast(padding, "int32")]),
+                    rows,
+                )
+                row_nll = tail_nll(
+                    picked, picked_targets, ops.take(member, rows)
+                )
                 return ops.matmul(row_nll[None, :], select)[0]
 
             return branch
 
-        branches = [none_in_cluster] + [gathered(c) for c in capacities]
-        # 0 if no row is in the cluster, else 1 + the smallest buffer index
-        # that holds them all.
+        if hidden.shape[0] is None:
+            # Batch size known only at run time (TensorFlow graphs of
+            # `tf.data` input): static buffers cannot be sized, and
+            # TensorFlow's XLA fails on these branches then, so every row
+            # is evaluated (still without the full distribution).
+            return all_rows(hidden, targets, in_cluster)
+        capacities = self._capacities(hidden.shape[0])
+        branches = (
+            [none_in_cluster] + [gathered(c) for c in capacities] + [all_rows]
+        )
+        # 0 if no row is in the cluster, else 1 + the index of the smallest
+        # buffer that holds them all (the last branch takes every row).
         index = ops.cast(count > 0, "int32") + sum(
-            ops.cast(count > capacity, "int32") for capacity in capacities[:-1]
+            ops.cast(count > capacity, "int32") for capacity in capacities
         )
         return ops.switch(index, branches, hidden, targets, in_cluster)
+
+    @staticmethod
+    def _capacities(batch_size):
+        """Static buffer sizes: 1/8, 1/4 and 1/2 of the batch size."""
+        return sorted(
+            {math.ceil(batch_size / 2**j) for j in (3, 2, 1)} - {batch_size}
+        )
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.vocabulary_size,)
