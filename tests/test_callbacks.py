@@ -32,6 +32,39 @@ def test_logs_pre_clip_norm_and_clips_the_update():
     np.testing.assert_allclose(kernel, 0.1 * 1.5 * np.array([1, 2, 2]) / 3)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_norm_of_embedding_gradients_counts_repeated_rows(jit_compile):
+    # On TensorFlow an embedding's gradient is sparse, with one row per
+    # lookup: rows read twice must be summed before taking the norm.
+    model = keras.Sequential(
+        [
+            keras.Input((3,), dtype="int32"),
+            keras.layers.Embedding(5, 2, embeddings_initializer="zeros"),
+            keras.layers.GlobalAveragePooling1D(),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss="mse",
+        jit_compile=jit_compile,
+    )
+    ids = np.array([[1, 1, 3]], dtype="int32")
+    y = np.array([[3.0, 3.0]], dtype="float32")
+    history = model.fit(
+        ids, y, epochs=1, verbose=0, callbacks=[GradientNormClipping(1.0)]
+    )
+    # The output is the mean of the 3 rows read; mse's gradient there is
+    # -y, so row 1 gets 2/3 * -y and row 3 gets 1/3 * -y.
+    dense_gradient = np.zeros((5, 2), dtype="float32")
+    dense_gradient[1], dense_gradient[3] = -2.0, -1.0
+    norm = np.linalg.norm(dense_gradient)
+    np.testing.assert_allclose(history.history["gradient_norm"], [norm],
+                               rtol=1e-5)
+    embeddings = keras.ops.convert_to_numpy(model.layers[0].embeddings)
+    np.testing.assert_allclose(
+        embeddings, -0.1 * dense_gradient / norm, rtol=1e-5, atol=1e-7
+    )
+
+
 def test_small_gradients_are_untouched_and_optimizer_is_restored():
     model = linear_model(lr=0.1)
     variables_before = len(model.optimizer.variables)

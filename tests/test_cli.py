@@ -60,6 +60,8 @@ def test_main_job_beats_the_study_one_hop_result(tmp_path):
          "--output", str(tmp_path / "lm.keras")],
         capture_output=True, text=True, timeout=1800,
     )
+    # Kept next to the model, for a look after the run.
+    (tmp_path / "stdout.txt").write_text(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
     test_perplexity = perplexities(result.stdout)["test"]
     # The earlier study's best (1 hop, Adagrad) was 1870.63.

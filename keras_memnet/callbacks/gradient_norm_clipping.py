@@ -22,7 +22,9 @@ class GradientNormClipping(keras.callbacks.Callback):
     with the optimizer argument `global_clipnorm`; use this callback instead
     of that argument when you want the norm logged. While training, the
     optimizer holds one extra scalar variable for the norm; it is removed when
-    `fit` ends, so saved models and optimizers are unchanged.
+    `fit` ends, so saved models and optimizers are unchanged. Sparse
+    embedding gradients (TensorFlow's `IndexedSlices`) stay sparse, so only
+    the rows read are updated, and the norm is that of the dense gradient.
 
     Note that `max_norm` applies to the gradient of the loss Keras minimises,
     which is the *mean* over the batch. A clip of `c` on a summed loss is
@@ -91,16 +93,14 @@ class GradientNormClipping(keras.callbacks.Callback):
 
         def clip_gradients(grads):
             norm = ops.sqrt(
-                sum(
-                    ops.sum(ops.square(ops.cast(g, "float32")))
-                    for g in grads
-                    if g is not None
-                )
+                sum(squared_norm(g) for g in grads if g is not None)
             )
             norm_variable.assign(norm)
             scale = ops.minimum(1.0, max_norm / ops.maximum(norm, 1e-12))
+            # `ops.multiply` keeps sparse embedding gradients sparse, so
+            # that the optimizer updates only the rows that were read.
             return [
-                None if g is None else g * ops.cast(scale, g.dtype)
+                None if g is None else ops.multiply(g, ops.cast(scale, g.dtype))
                 for g in grads
             ]
 
@@ -153,3 +153,29 @@ class GradientNormClipping(keras.callbacks.Callback):
 
     def get_config(self):
         return {"max_norm": self.max_norm, "log_name": self.log_name}
+
+
+def squared_norm(gradient):
+    """The squared L2 norm of a gradient, dense or sparse.
+
+    TensorFlow gives embedding lookups sparse gradients (`IndexedSlices`:
+    rows and their indices), where a row read twice appears twice. The norm
+    of the dense gradient needs those rows summed first; the norm of the
+    values alone would be too small. Summing into a dense table costs one
+    pass over it, far less than a dense update would.
+    """
+    if not _is_indexed_slices(gradient):
+        return ops.sum(ops.square(ops.cast(gradient, "float32")))
+    rows = ops.segment_sum(
+        ops.cast(gradient.values, "float32"),
+        ops.reshape(gradient.indices, (-1,)),
+        num_segments=gradient.dense_shape[0],
+    )
+    return ops.sum(ops.square(rows))
+
+
+def _is_indexed_slices(gradient):
+    # Duck-typed, so that this module does not import TensorFlow.
+    return all(
+        hasattr(gradient, name) for name in ("values", "indices", "dense_shape")
+    )
