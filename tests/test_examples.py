@@ -48,10 +48,8 @@ def test_results_sections_are_regenerated_in_place(tmp_path):
 
 
 @pytest.mark.slow
-def test_text8_benchmark_fast(tmp_path):
-    data = ROOT.parent / "shared" / "data" / "text8-head12m.txt.gz"
-    if not data.exists():
-        pytest.skip(f"needs {data}")
+def test_text8_benchmark_fast(tmp_path, text8_prefix_path):
+    data = text8_prefix_path
     output = run_example(
         "text8_benchmark.py", "--data", str(data), "--fast",
         "--output-dir", "out", "--results-doc", "RESULTS.md", "--verbose", "0",

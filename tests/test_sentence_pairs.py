@@ -1,15 +1,12 @@
 import gzip
 import math
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from keras_memnet.datasets import sentence_pairs as sp
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-FRA_ENG = DATA_DIR / "fra-eng.txt.gz"
 
 
 def write(path, text):
@@ -83,9 +80,8 @@ def test_split_rejects_bad_test_size(test_size):
         sp.split_sentence_pairs(pairs, test_size=test_size)
 
 
-@pytest.mark.skipif(not FRA_ENG.exists(), reason="shared data not present")
-def test_fra_eng_file_and_fixed_split():
-    pairs = sp.load_sentence_pairs(FRA_ENG)
+def test_fra_eng_file_and_fixed_split(fra_eng_path):
+    pairs = sp.load_sentence_pairs(fra_eng_path)
     assert len(pairs) == 18065
     assert not any("\u202f" in s or "\u202f" in t for s, t in pairs)
     train, test = sp.split_sentence_pairs(pairs)

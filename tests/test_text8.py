@@ -1,7 +1,6 @@
 import collections
 import gzip
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,19 +12,12 @@ from keras_memnet.datasets.text8 import read_verified_zip
 from keras_memnet.tokenizers import CharVocabulary
 from keras_memnet.tokenizers import WordVocabulary
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PREFIX = SHARED_DATA / "text8-head12m.txt.gz"
 REPRODUCTION_SPLIT = {
     "train": (0, 10_000_000),
     "valid": (10_000_000, 11_000_000),
     # The shared prefix is 11,999,999 bytes; None means "to the end".
     "test": (11_000_000, None),
 }
-
-
-@pytest.fixture(scope="module")
-def prefix_bytes():
-    return gzip.decompress(PREFIX.read_bytes())
 
 
 def test_sample_study512k_counts():
@@ -49,16 +41,18 @@ def test_sample_study512k_counts():
     )
 
 
-def test_sample_is_the_first_1024000_bytes_of_text8(prefix_bytes):
+def test_sample_is_the_first_1024000_bytes_of_text8(
+    text8_prefix_path, text8_prefix_bytes
+):
     corpus = text8_sample(valid_fraction=0.0)
-    train_words = prefix_bytes[:512_000].decode().split()
-    test_words = prefix_bytes[512_000:1_024_000].decode().split()
+    train_words = text8_prefix_bytes[:512_000].decode().split()
+    test_words = text8_prefix_bytes[512_000:1_024_000].decode().split()
     # A word cut at byte 512,000 gives two fragments.
     assert len(train_words) == 85_161 and len(test_words) == 86_163
     assert len(set(train_words) | set(test_words)) == 16_988
     assert corpus.vocabulary.decode(corpus.train) == " ".join(train_words)
     assert corpus.vocabulary.decode(corpus.test) == " ".join(test_words)
-    from_prefix = text8(PREFIX, split="study512k")
+    from_prefix = text8(text8_prefix_path, split="study512k")
     assert from_prefix.vocabulary == text8_sample().vocabulary
     np.testing.assert_array_equal(from_prefix.test, corpus.test)
 
@@ -75,18 +69,20 @@ def test_sample_char_level():
     )
 
 
-def test_standard_split_on_the_12m_prefix(prefix_bytes):
-    corpus = text8(PREFIX, split="standard")
-    num_bytes = len(prefix_bytes)
+def test_standard_split_on_the_12m_prefix(
+    text8_prefix_path, text8_prefix_bytes
+):
+    corpus = text8(text8_prefix_path, split="standard")
+    num_bytes = len(text8_prefix_bytes)
     assert num_bytes == 11_999_999
     cut_1, cut_2 = round(0.9 * num_bytes), round(0.95 * num_bytes)
     assert corpus.metadata["byte_ranges"] == {
         "train": [0, cut_1], "valid": [cut_1, cut_2], "test": [cut_2, num_bytes],
     }
-    train_words = prefix_bytes[:cut_1].decode().split()
+    train_words = text8_prefix_bytes[:cut_1].decode().split()
     assert corpus.train.size == len(train_words) == 1_842_662
-    assert corpus.valid.size == len(prefix_bytes[cut_1:cut_2].split())
-    assert corpus.test.size == len(prefix_bytes[cut_2:].split())
+    assert corpus.valid.size == len(text8_prefix_bytes[cut_1:cut_2].split())
+    assert corpus.test.size == len(text8_prefix_bytes[cut_2:].split())
     counts = collections.Counter(train_words)
     kept = sum(count >= 10 for count in counts.values())
     # Word types seen >= 10 times in training, plus <unk> and <pad>.
@@ -101,33 +97,35 @@ def test_standard_split_on_the_12m_prefix(prefix_bytes):
     assert corpus.vocabulary.decode(corpus.train[:5000]) == expected
 
 
-def test_reproduction_byte_range_split(prefix_bytes):
-    corpus = text8(PREFIX, split=REPRODUCTION_SPLIT, min_count=5)
-    counts = collections.Counter(prefix_bytes[:10_000_000].decode().split())
+def test_reproduction_byte_range_split(text8_prefix_path, text8_prefix_bytes):
+    corpus = text8(text8_prefix_path, split=REPRODUCTION_SPLIT, min_count=5)
+    counts = collections.Counter(text8_prefix_bytes[:10_000_000].decode().split())
     kept = sum(count >= 5 for count in counts.values())
     # The reproduction issue's 19,502 counts the 19,501 kept word types plus
     # <unk>; with <pad> the vocabulary size is 19,503.
     assert kept == 19_501
     assert corpus.vocabulary.size == 19_503
     assert corpus.metadata["byte_ranges"]["test"] == [11_000_000, 11_999_999]
-    assert corpus.train.size == len(prefix_bytes[:10_000_000].split())
-    assert corpus.valid.size == len(prefix_bytes[10_000_000:11_000_000].split())
+    assert corpus.train.size == len(text8_prefix_bytes[:10_000_000].split())
+    assert corpus.valid.size == len(text8_prefix_bytes[10_000_000:11_000_000].split())
 
 
-def test_fractional_split_and_char_level_on_prefix(prefix_bytes):
-    corpus = text8(PREFIX, split=(0.5, 0.25), level="char",
+def test_fractional_split_and_char_level_on_prefix(
+    text8_prefix_path, text8_prefix_bytes
+):
+    corpus = text8(text8_prefix_path, split=(0.5, 0.25), level="char",
                    valid_fraction=0.1)
-    half = round(0.5 * len(prefix_bytes))
+    half = round(0.5 * len(text8_prefix_bytes))
     assert corpus.train.size + corpus.valid.size == half
     assert corpus.valid.size == round(0.1 * half)
-    assert corpus.test.size == round(0.75 * len(prefix_bytes)) - half
-    lookup = np.frombuffer(prefix_bytes[:1000], np.uint8)
+    assert corpus.test.size == round(0.75 * len(text8_prefix_bytes)) - half
+    lookup = np.frombuffer(text8_prefix_bytes[:1000], np.uint8)
     expected = np.where(lookup == 32, 1, lookup.astype(np.int32) - 95)
     np.testing.assert_array_equal(corpus.train[:1000], expected)
 
 
-def test_local_zip_and_raw_file(tmp_path, prefix_bytes):
-    head = prefix_bytes[:200_000]
+def test_local_zip_and_raw_file(tmp_path, text8_head_bytes):
+    head = text8_head_bytes[:200_000]
     raw = tmp_path / "text8"
     raw.write_bytes(head)
     archive = tmp_path / "text8.zip"
@@ -214,16 +212,16 @@ def test_offline_without_file_says_where_to_put_it(tmp_path):
         ((0.5,), r"\(train, valid, test\) or \(train, test\)"),
     ],
 )
-def test_bad_splits(tmp_path, split, message, prefix_bytes):
+def test_bad_splits(tmp_path, split, message, text8_head_bytes):
     path = tmp_path / "text8"
-    path.write_bytes(prefix_bytes[:1000])
+    path.write_bytes(text8_head_bytes[:1000])
     with pytest.raises(ValueError, match=message):
         text8(path, split=split)
 
 
-def test_bad_input(tmp_path, prefix_bytes):
+def test_bad_input(tmp_path, text8_head_bytes):
     path = tmp_path / "text8"
-    path.write_bytes(prefix_bytes[:1000])
+    path.write_bytes(text8_head_bytes[:1000])
     with pytest.raises(ValueError, match="study512k.*within the file"):
         text8(path, split="study512k")
     with pytest.raises(ValueError, match="vocabulary would be empty"):
@@ -253,7 +251,7 @@ def test_bad_input(tmp_path, prefix_bytes):
     with pytest.raises(ValueError, match="Character 'W'"):
         text8(upper, split=(0.5, 0.5), level="char")
     truncated_gz = tmp_path / "t.gz"
-    truncated_gz.write_bytes(gzip.compress(prefix_bytes[:5000])[:-20])
+    truncated_gz.write_bytes(gzip.compress(text8_head_bytes[:5000])[:-20])
     with pytest.raises(ValueError, match="Bad gzip file"):
         text8(truncated_gz)
 
