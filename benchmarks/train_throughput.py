@@ -1,33 +1,57 @@
 """Training and generation speed of MemN2NLM against the machine's limits.
 
-For the paper's two word-level configurations (Sukhbaatar et al., "End-To-
-End Memory Networks", NeurIPS 2015, section 5) at batch 128:
+For word-level configurations of Sukhbaatar et al., "End-To-End Memory
+Networks" (NeurIPS 2015, section 5), at batch `--batch-size` (128):
 
-- PTB:   6 hops, 150 dimensions, memory 100, vocabulary 10,000;
-- text8: 7 hops, 500 dimensions, memory 100, vocabulary 44,000 (the size
-  of the full text8 vocabulary with min_count 10);
+- `text8-12m`: 6 hops, 150 dimensions, memory 100, vocabulary 19,503 (the
+  vocabulary of the 12 MB text8 split used in docs/RESULTS.md);
+- `text8`: the paper's text8 model, 7 hops, 500 dimensions, memory 100,
+  vocabulary 44,000 (the size of the full text8 vocabulary with
+  min_count 10);
+- `ptb` (not in the default run): 6 hops, 150 dimensions, memory 100,
+  vocabulary 10,000; `tiny`: a smoke test of the script;
 
 it measures, in one run, for several variants of the model
 
-- `full`: the default full softmax, float32;
+- `full`: the default full softmax, float32, trained in the **window form**
+  (ids `(batch, memory)` -> one prediction per row, `batch` tokens a step);
 - `full-bf16`: the same under `mixed_bfloat16`;
-- `adaptive`: `output="adaptive"` (Grave et al., 2017), float32;
+- `adaptive`: `output="adaptive"` (Grave et al., 2017), float32, window form;
 - `adaptive-bf16`;
+- `seq-full`, `seq-adaptive`: the same two models (same weights and
+  clipping) trained in the **sequence form**: ids `(batch, memory + T - 1)`
+  -> `(batch, T, vocabulary)`, `T = --sequence-length` (100) targets per
+  row, `batch * T` tokens a step (see `MemN2NLM`);
 - `lstm`: a plain Keras LSTM language model (Embedding, LSTM, Dense) whose
   width is chosen so that it has at least as many parameters as `full`,
   trained on sequences of `--lstm-length` tokens (a prediction per token);
 
-training tokens per second; the analytic training FLOPs per token (matrix
-products only, 3x the forward pass); the achieved FLOP/s as a fraction of
-the rate of dense matrix products of the same shapes and dtype (the three
-products of the `(batch, dim) x (dim, vocabulary)` output layer, forward and
-backward; for the LSTM its own `(batch * length, width)` rows), timed in
-the same process in every compilation mode of the backend (TensorFlow:
-graph, i.e. oneDNN, and XLA), the fastest being the machine's limit; the
-peak memory (maximum resident set size of a fresh process that builds the
-variant and trains it a few steps, minus that process's size before
-building); and the ratios against `full` and `lstm`. It also times
-`generate` (greedy) at batch 1 and 32.
+training tokens per second; the CPU utilisation during the timed steps
+(process CPU time over wall time, in %: 200% is both cores of a 2-core
+machine busy); the analytic training FLOPs per token (matrix products only,
+3x the forward pass; for the sequence form, per target and hop, the scores
+against all `memory + T - 1` positions, `2 (M + T - 1) d`, of which only
+the `M` of its window are kept, the slot-encoding scores `2 M d`, the read
+over all positions `2 (M + T - 1) d` and over the slot encodings `2 M d`,
+and `H`, `2 d d`; the embeddings are lookups, once per token, no products;
+the adaptive softmax counts its head for every row and each tail cluster
+for the buffer of rows its fast loss evaluates, while the one-hot products
+that pick those rows, which grow with the square of the rows of a step, are
+printed apart under the table);
+the achieved FLOP/s as a fraction of the rate of dense matrix products of
+the same shapes and dtype (the three products of the `(rows, dim) x (dim,
+vocabulary)` output layer, forward and backward, with `rows = batch` for
+the window form, `batch * T` for the sequence form and `batch * length`
+rows of the LSTM's own width for the LSTM), timed in the same process in
+every compilation mode of the backend (TensorFlow: graph, i.e. oneDNN, and
+XLA), the fastest being the machine's limit; the peak memory (maximum
+resident set size of a fresh process that builds the variant and trains it
+a few steps, minus that process's size before building); and the ratios
+against `full` and `lstm`. A closing summary gives the sequence form's
+speed-ups over the window form's full softmax (`seq-full` / `full`, target
+>= 2.5x; `seq-adaptive` / `full`, target >= 5x) and every variant's CPU
+utilisation (target >= 180% on 2 cores). It also times `generate` (greedy)
+of the window-form variants at batch 1 and 32.
 
 The machine may be shared: after `--warmup` untimed steps, variants are
 timed in `--rounds` interleaved rounds of one `train_on_batch` step each
@@ -38,20 +62,30 @@ hits both sides of a ratio. The load average is printed with every table.
 Batches are real text: windows of the 12 MB text8 prefix
 (`../shared/data/text8-head12m.txt.gz`, or `--data`), encoded with the
 vocabulary of its most frequent words, so the adaptive softmax sees the
-real cluster frequencies. Without the file, ids are drawn from a Zipf law.
+real cluster frequencies; for the sequence form, overlapping chunks at
+random positions `p` (inputs `ids[p - M : p + T - 1]`, targets
+`ids[p : p + T]`, as `keras_memnet.datasets.make_sequences` cuts them).
+Without the file, ids are drawn from a Zipf law.
 
 Every variant trains with plain SGD and, as in the paper's recipe, the
 global gradient norm clipped by `keras_memnet.callbacks.GradientNormClipping`
-(`--no-clip` times the bare SGD step).
+at 50 / batch (the paper's 50 on the summed loss; the same for the sequence
+form, see `MemN2NLMRecipe`); `--no-clip` times the bare SGD step.
 
 `MemN2NLM` compiles with its own default (`jit_compile="auto"`: XLA on
 TensorFlow and JAX); the LSTM with Keras's (on a TensorFlow CPU: graph).
-`--jit-compile false --compare-jit` times TensorFlow graphs and XLA side by
-side. The ablation variants `full-frozen` and `adaptive-frozen` freeze the
-embeddings, to measure what their gradients and updates cost.
+`--compare-jit` adds, for every MemN2NLM variant, a copy compiled the other
+way (`name@graph` next to an XLA variant, `name@xla` next to a graph one;
+on JAX `@eager`), timed in the same interleaved rounds; the `compile`
+column says which mode each row used. The ablation variants `full-frozen`
+and `adaptive-frozen` freeze the embeddings, to measure what their
+gradients and updates cost.
 
 Usage:
     python benchmarks/train_throughput.py            # the full table
+    python benchmarks/train_throughput.py --configs text8-12m,text8 --variants full,seq-full,seq-adaptive --no-memory --no-generation
+    python benchmarks/train_throughput.py --configs text8-12m,text8 --variants full,adaptive,seq-full,seq-adaptive --compare-jit --no-memory --no-generation
+    python benchmarks/train_throughput.py --configs tiny --variants full,seq-full,seq-adaptive --rounds 2 --warmup 1 --no-memory --no-generation
     python benchmarks/train_throughput.py --configs text8 --variants full,full-frozen,adaptive,adaptive-frozen --jit-compile false --compare-jit
     python benchmarks/train_throughput.py --configs text8 --variants full,adaptive --hops 1 --no-memory --no-generation
     KERAS_BACKEND=jax python benchmarks/train_throughput.py --configs text8 --variants full,adaptive --no-memory --no-generation
@@ -60,7 +94,6 @@ Usage:
 import argparse
 import gzip
 import json
-import math
 import os
 import resource
 import subprocess
@@ -71,13 +104,22 @@ from pathlib import Path
 CONFIGS = {
     "ptb": dict(hops=6, embedding_dim=150, memory_size=100,
                 vocabulary_size=10_000),
+    # The 12 MB text8 split of docs/RESULTS.md (its 19,503 ids).
+    "text8-12m": dict(hops=6, embedding_dim=150, memory_size=100,
+                      vocabulary_size=19_503),
     "text8": dict(hops=7, embedding_dim=500, memory_size=100,
                   vocabulary_size=44_000),
     # A smoke test of the script itself.
     "tiny": dict(hops=2, embedding_dim=16, memory_size=10,
                  vocabulary_size=3000),
 }
-VARIANTS = ("full", "full-bf16", "adaptive", "adaptive-bf16", "lstm")
+DEFAULT_CONFIGS = ("text8-12m", "text8")
+VARIANTS = ("full", "full-bf16", "adaptive", "adaptive-bf16", "seq-full",
+            "seq-adaptive", "lstm")
+# Sequence-form variants and the ratios asked of them (issue 11): tokens/s
+# against the window form's `full`.
+SEQUENCE_TARGETS = {"seq-full": 2.5, "seq-adaptive": 5.0}
+CPU_TARGET_PERCENT = 180  # on 2 cores
 # Ablations, not in the default table: embeddings frozen (no embedding
 # gradients or updates), to measure what those cost.
 ABLATIONS = ("full-frozen", "adaptive-frozen")
@@ -128,6 +170,23 @@ def window_batches(ids, memory_size, batch_size, count, seed):
     return ids[ends[..., None] + offsets], ids[ends]
 
 
+def chunk_batches(ids, memory_size, length, batch_size, count, seed):
+    """Sequence-form batches: `length` targets per row with their contexts.
+
+    Chunks at random target positions `p`: inputs `ids[p - M : p + T - 1]`,
+    targets `ids[p : p + T]` (`make_sequences`'s layout).
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(memory_size, len(ids) - length + 1,
+                          (count, batch_size))
+    inputs = np.arange(-memory_size, length - 1)
+    targets = np.arange(length)
+    return (ids[starts[..., None] + inputs],
+            ids[starts[..., None] + targets])
+
+
 def sequence_batches(ids, length, batch_size, count, seed):
     import numpy as np
 
@@ -158,12 +217,48 @@ def lstm_parameters(vocabulary_size, width):
     return embedding + lstm + output
 
 
+def is_sequence(name):
+    """Whether a variant (or `variant@mode`) trains in the sequence form."""
+    return name.startswith("seq-")
+
+
+def variant_batches(name, ids, config, spec, count, seed):
+    """`count` batches of inputs and targets for a variant."""
+    base, batch = name.split("@")[0], spec["batch_size"]
+    if base == "lstm":
+        return sequence_batches(ids, spec["lstm_length"], batch, count, seed)
+    if is_sequence(base):
+        return chunk_batches(ids, config["memory_size"],
+                             spec["sequence_length"], batch, count, seed)
+    return window_batches(ids, config["memory_size"], batch, count, seed)
+
+
+def tokens_per_step(name, spec):
+    base, batch = name.split("@")[0], spec["batch_size"]
+    if base == "lstm":
+        return batch * spec["lstm_length"]
+    if is_sequence(base):
+        return batch * spec["sequence_length"]
+    return batch
+
+
+def compile_mode(model):
+    """How a compiled model's train step runs: "XLA", "graph" or "eager"."""
+    import keras
+
+    if getattr(model, "run_eagerly", False):
+        return "eager"
+    if model.jit_compile:
+        return "XLA"
+    return "graph" if keras.config.backend() == "tensorflow" else "eager"
+
+
 def config_of(name, hops=None):
     """A named configuration, with its number of hops overridden if given."""
     return dict(CONFIGS[name], **({"hops": hops} if hops else {}))
 
 
-def build_variant(name, config, jit_compile, clip=True):
+def build_variant(name, config, jit_compile, clip=True, batch_size=128):
     import keras
 
     policy = "mixed_bfloat16" if name.endswith("bf16") else "float32"
@@ -185,8 +280,7 @@ def build_variant(name, config, jit_compile, clip=True):
             from keras_memnet.models import MemN2NLM
 
             model = MemN2NLM(
-                output="adaptive" if name.startswith("adaptive")
-                else "softmax",
+                output="adaptive" if "adaptive" in name else "softmax",
                 **config,
             )
             model.build((None, config["memory_size"]))
@@ -203,10 +297,13 @@ def build_variant(name, config, jit_compile, clip=True):
         )
         if clip:
             # The paper's step clips the global gradient norm (50 on the
-            # summed loss); `fit` would attach the callback the same way.
+            # summed loss, 50 / batch on Keras's mean; the same for the
+            # sequence form, as `MemN2NLMRecipe` explains); `fit` would
+            # attach the callback the same way. The threshold does not
+            # change the cost of a step.
             from keras_memnet.callbacks import GradientNormClipping
 
-            clipping = GradientNormClipping(50 / 128)
+            clipping = GradientNormClipping(50 / batch_size)
             clipping.set_model(model)
             clipping.on_train_begin()
     finally:
@@ -214,35 +311,57 @@ def build_variant(name, config, jit_compile, clip=True):
     return model
 
 
-def training_flops_per_token(name, config, model=None, targets=None):
-    """Matrix-product FLOPs of forward + backward (3x forward) per token."""
+def training_flops_per_token(name, config, model=None, targets=None,
+                             sequence_length=None, row_selection=False):
+    """Matrix-product FLOPs of forward + backward (3x forward) per token.
+
+    `targets`: the timed batches' targets, `(steps, batch)` or, for the
+    sequence form, `(steps, batch, T)`. With `row_selection`, only the FLOPs
+    of the adaptive softmax's one-hot selection of each tail cluster's rows
+    (`select @ hidden` and putting the losses back), which the figure
+    without it leaves out as bookkeeping.
+    """
     v, d, m, hops = (config[k] for k in
                      ("vocabulary_size", "embedding_dim", "memory_size",
                       "hops"))
     if name == "lstm":
         w = lstm_width(config)
         return 3 * (2 * w * v + 2 * 4 * w * (2 * w))
-    # Per hop: scores (M d), read (M d), state map H (d d).
-    hop_flops = hops * (2 * m * d + 2 * m * d + 2 * d * d)
-    if not name.startswith("adaptive"):
-        return 3 * (hop_flops + 2 * d * v)
+    if is_sequence(name):
+        # Per target and hop: scores against all M + T - 1 positions (only
+        # the window's M are kept), slot-encoding scores (M d), the read
+        # over all positions and over the slot encodings (M d), H (d d).
+        length = m + sequence_length - 1
+        hop_flops = hops * (2 * length * d + 2 * m * d + 2 * length * d
+                            + 2 * m * d + 2 * d * d)
+    else:
+        # Per hop: scores (M d), read (M d), state map H (d d).
+        hop_flops = hops * (2 * m * d + 2 * m * d + 2 * d * d)
+    if "adaptive" not in name:
+        return 0.0 if row_selection else 3 * (hop_flops + 2 * d * v)
     # Adaptive training: the head for every row; each tail cluster for the
-    # buffer of rows chosen by `negative_log_likelihood`, averaged over the
-    # timed batches.
+    # buffer of rows chosen by `negative_log_likelihood` (the sequence form
+    # flattens its batch * T rows), averaged over the timed batches.
     import numpy as np
 
+    targets = np.asarray(targets).reshape(len(targets), -1)
     layer = model.output_projection
     head = 2 * d * layer.head_size
-    tails = 0.0
+    tails = selection = 0.0
     batch = targets.shape[1]
-    capacities = [math.ceil(batch / 8), math.ceil(batch / 4),
-                  math.ceil(batch / 2), batch]
+    capacities = layer._capacities(batch) + [batch]
     for (low, high), tail_dim in zip(layer.cluster_bounds, layer.tail_dims(d)):
         counts = ((targets >= low) & (targets < high)).sum(axis=1)
         rows = np.array([0 if c == 0 else next(k for k in capacities if c <= k)
                          for c in counts])
         per_row = 2 * d * tail_dim + 2 * tail_dim * (high - low)
         tails += rows.mean() / batch * per_row
+        # A buffer of `k < batch` rows is picked by a (k, batch) one-hot
+        # product with the hidden rows and its losses put back by another.
+        buffered = np.where(rows < batch, rows, 0)
+        selection += (buffered * (2 * batch * d + 2 * batch)).mean() / batch
+    if row_selection:
+        return 3 * selection
     return 3 * (hop_flops + head + tails)
 
 
@@ -256,6 +375,9 @@ def train_step(model, x, y):
     return time.perf_counter() - start, float(loss)
 
 
+_MATMUL_INPUTS = {}
+
+
 def make_matmul(config, dtype, mode, batch, d=None):
     """The output layer's forward and two backward products, compiled.
 
@@ -267,10 +389,16 @@ def make_matmul(config, dtype, mode, batch, d=None):
     from keras import ops
 
     v, d = config["vocabulary_size"], d or config["embedding_dim"]
-    rng = np.random.default_rng(0)
-    hidden = ops.cast(rng.normal(size=(batch, d)).astype("float32"), dtype)
-    kernel = ops.cast(rng.normal(size=(d, v)).astype("float32"), dtype)
-    grad = ops.cast(rng.normal(size=(batch, v)).astype("float32"), dtype)
+    key = (dtype, batch, d, v)
+    if key not in _MATMUL_INPUTS:
+        # Shared by the compilation modes: the gradient alone is 2.3 GB at
+        # text8's sequence shape.
+        rng = np.random.default_rng(0)
+        _MATMUL_INPUTS[key] = tuple(
+            ops.cast(rng.normal(size=shape).astype("float32"), dtype)
+            for shape in ((batch, d), (d, v), (batch, v))
+        )
+    hidden, kernel, grad = _MATMUL_INPUTS[key]
 
     def products(hidden, kernel, grad):
         return (
@@ -317,6 +445,19 @@ def time_generation(model, prompts, max_length, repeats):
     )
 
 
+def compared_modes(spec, backend):
+    """`(suffix, jit_compile)` of the copies `--compare-jit` adds.
+
+    The other mode than MemN2NLM's under `--jit-compile`: graph (or eager
+    off TensorFlow) next to XLA, XLA next to graph.
+    """
+    if not spec["compare_jit"]:
+        return []
+    if spec["jit_compile"] == "false":
+        return [("xla", "true")]
+    return [("graph" if backend == "tensorflow" else "eager", "false")]
+
+
 def config_worker(spec):
     """Times every variant of one configuration, interleaved."""
     import keras
@@ -326,25 +467,29 @@ def config_worker(spec):
     batch, rounds = spec["batch_size"], spec["rounds"]
     ids, source = token_stream(config["vocabulary_size"], spec["data"])
     names = list(spec["variants"])
-    if spec["compare_jit"]:
-        names += [f"{n}@xla" for n in names if n != "lstm"]
-    models, data, flops = {}, {}, {}
+    jit_of = {name: spec["jit_compile"] for name in names}
+    for suffix, jit in compared_modes(spec, keras.config.backend()):
+        for name in spec["variants"]:
+            if name != "lstm":
+                names.append(f"{name}@{suffix}")
+                jit_of[f"{name}@{suffix}"] = jit
+    models, data, flops, selection_flops = {}, {}, {}, {}
     count = spec["warmup"] + rounds
     for i, name in enumerate(names):
         base = name.split("@")[0]
-        jit = "true" if name.endswith("@xla") else spec["jit_compile"]
-        models[name] = build_variant(base, config, jit, spec["clip"])
-        if base == "lstm":
-            length = spec["lstm_length"]
-            data[name] = sequence_batches(ids, length, batch, count, seed=i)
-        else:
-            data[name] = window_batches(ids, config["memory_size"], batch,
-                                        count, seed=i)
-        tokens = batch * (spec["lstm_length"] if base == "lstm" else 1)
+        models[name] = build_variant(base, config, jit_of[name], spec["clip"],
+                                     batch)
+        data[name] = variant_batches(name, ids, config, spec, count, seed=i)
+        timed_targets = data[name][1][spec["warmup"]:]
         flops[name] = training_flops_per_token(
-            base, config, models[name], data[name][1][spec["warmup"]:]
+            base, config, models[name], timed_targets,
+            spec["sequence_length"],
         )
-        models[name].tokens_per_step = tokens
+        selection_flops[name] = training_flops_per_token(
+            base, config, models[name], timed_targets,
+            spec["sequence_length"], row_selection=True,
+        )
+        models[name].tokens_per_step = tokens_per_step(name, spec)
     # The reference products in every compilation mode of the backend; the
     # machine's limit is the fastest.
     modes = {"tensorflow": ("graph", "xla"), "jax": ("xla",)}.get(
@@ -355,6 +500,9 @@ def config_worker(spec):
         dtype = "bfloat16" if "bf16" in name else "float32"
         if name.startswith("lstm"):
             return dtype, batch * spec["lstm_length"], lstm_width(config)
+        if is_sequence(name):
+            return dtype, batch * spec["sequence_length"], config[
+                "embedding_dim"]
         return dtype, batch, config["embedding_dim"]
 
     matmuls = {
@@ -362,18 +510,23 @@ def config_worker(spec):
         for key in {reference_key(n) for n in names} for mode in modes
     }
     # Warm-up steps (tracing, compilation), then one step of every variant
-    # and one run of every reference product per round.
+    # and one run of every reference product per round. The process's CPU
+    # time (all threads) is read around every timed step.
     step_seconds = {name: [] for name in names}
+    cpu_seconds = {name: [] for name in names}
     matmul_rates = {key: [] for key in matmuls}
     losses = {name: [] for name in names}
     loads = []
     for step in range(count):
         for name in names:
             x, y = data[name]
+            cpu_start = time.process_time()
             seconds, loss = train_step(models[name], x[step], y[step])
+            cpu = time.process_time() - cpu_start
             losses[name].append(loss)
             if step >= spec["warmup"]:
                 step_seconds[name].append(seconds)
+                cpu_seconds[name].append(cpu)
         if step >= spec["warmup"]:
             for key, run in matmuls.items():
                 matmul_rates[key].append(run(1))
@@ -394,9 +547,18 @@ def config_worker(spec):
             for rate, limit in zip(per_round, limits)
         ]
         results[name] = dict(
+            tokens_per_step=models[name].tokens_per_step,
             tokens_per_s=float(np.median(per_round)),
             tokens_per_s_rounds=per_round,
+            seconds_per_step=float(np.median(step_seconds[name])),
+            cpu_percent=100 * sum(cpu_seconds[name]) / sum(step_seconds[name]),
+            cpu_percent_rounds=[
+                100 * c / s
+                for c, s in zip(cpu_seconds[name], step_seconds[name])
+            ],
             flops_per_token=flops[name],
+            row_selection_flops_per_token=selection_flops[name],
+            reference_rows=reference_key(name)[1],
             matmul_gflops=float(np.median(limits)) / 1e9,
             matmul_gflops_by_mode={
                 mode: float(
@@ -406,6 +568,7 @@ def config_worker(spec):
             },
             matmul_fraction=float(np.median(fractions)),
             parameters=models[name].count_params(),
+            compile=compile_mode(models[name]),
             xla=bool(models[name].jit_compile),
             finite_losses=bool(np.all(np.isfinite(losses[name]))),
             steps_run=len(losses[name]),
@@ -445,17 +608,15 @@ def config_worker(spec):
 def memory_worker(spec):
     """Peak resident memory of building and training one variant."""
     config = config_of(spec["config"], spec["hops"])
-    name, batch = spec["variant"], spec["batch_size"]
+    name = spec["variant"]
     ids, _ = token_stream(config["vocabulary_size"], spec["data"])
-    if name == "lstm":
-        x, y = sequence_batches(ids, spec["lstm_length"], batch, 3, seed=0)
-    else:
-        x, y = window_batches(ids, config["memory_size"], batch, 3, seed=0)
+    x, y = variant_batches(name, ids, config, spec, 3, seed=0)
     # Imported before the baseline, so that it counts the framework itself.
     import keras  # noqa: F401
 
     before = rss_mb()
-    model = build_variant(name, config, spec["jit_compile"], spec["clip"])
+    model = build_variant(name, config, spec["jit_compile"], spec["clip"],
+                          spec["batch_size"])
     for step in range(len(y)):
         train_step(model, x[step], y[step])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -473,6 +634,13 @@ def run_worker(kind, spec, timeout):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def form_of(name):
+    base = name.split("@")[0]
+    if base == "lstm":
+        return "LSTM"
+    return "sequence" if is_sequence(base) else "window"
+
+
 def print_tables(reports, memory, args):
     for report in reports:
         config = config_of(report["config"], args.hops)
@@ -480,18 +648,21 @@ def print_tables(reports, memory, args):
             f"\n### {report['config']}: {config['hops']} hops, "
             f"{config['embedding_dim']} dims, memory {config['memory_size']}, "
             f"V = {config['vocabulary_size']:,}, batch {args.batch_size} "
+            f"(window form: {args.batch_size} tokens a step; sequence form: "
+            f"{args.batch_size} x {args.sequence_length} = "
+            f"{args.batch_size * args.sequence_length:,}) "
             f"({report['backend']}, jit_compile={args.jit_compile}, "
             f"gradient clipping {'off' if args.no_clip else 'on'}; "
             f"{report['source']}; load average during "
             f"{'/'.join(f'{x:.1f}' for x in report['load_during'])})\n"
         )
         print(
-            "| variant | XLA | params | tokens/s | vs full | vs lstm | train "
-            "MFLOP/token | matmul limit GFLOP/s (same shapes, dtype) | "
-            "fraction of matmul limit | peak memory MB (+ over start) | "
-            "losses finite |"
+            "| variant | form | compile | params | tokens/s | s/step | "
+            "CPU % | vs full | vs lstm | train MFLOP/token | matmul limit "
+            "GFLOP/s (same shapes, dtype) | fraction of matmul limit | "
+            "peak memory MB (+ over start) | losses finite |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         results = report["results"]
         for name, result in results.items():
             versus = {}
@@ -505,9 +676,11 @@ def print_tables(reports, memory, args):
             mem_text = (f"{mem['peak_mb']:,.0f} (+{mem['increase_mb']:,.0f})"
                         if mem else "—")
             print(
-                f"| {name} | {'yes' if result['xla'] else 'no'} | "
+                f"| {name} | {form_of(name)} | {result['compile']} | "
                 f"{result['parameters'] / 1e6:.1f} M | "
-                f"{result['tokens_per_s']:,.0f} | {versus['full']} | "
+                f"{result['tokens_per_s']:,.0f} | "
+                f"{result['seconds_per_step']:.3g} | "
+                f"{result['cpu_percent']:.0f}% | {versus['full']} | "
                 f"{versus['lstm']} | {result['flops_per_token'] / 1e6:.1f} | "
                 f"{result['matmul_gflops']:.1f} | "
                 f"{result['matmul_fraction']:.0%} | {mem_text} | "
@@ -516,13 +689,30 @@ def print_tables(reports, memory, args):
         references = {}
         for name, result in results.items():
             dtype = "bfloat16" if "bf16" in name else "float32"
-            shape = "lstm shapes" if name.startswith("lstm") else "MemN2N"
-            references[f"{shape}, {dtype}"] = ", ".join(
+            shape = ("LSTM" if name.startswith("lstm")
+                     else f"MemN2N {form_of(name)} form")
+            references[
+                f"{shape} ({result['reference_rows']:,} rows), {dtype}"
+            ] = ", ".join(
                 f"{mode} {rate:.1f}"
                 for mode, rate in result["matmul_gflops_by_mode"].items()
             )
         print("\nReference products, GFLOP/s by compilation mode (medians): "
               + "; ".join(f"{k}: {v}" for k, v in references.items()))
+        selection = {
+            name: result["row_selection_flops_per_token"]
+            for name, result in results.items()
+            if result["row_selection_flops_per_token"]
+        }
+        if selection:
+            print(
+                "\nNot in the MFLOP/token above: the adaptive softmax's "
+                "one-hot selection of each tail cluster's rows, "
+                + ", ".join(f"{name} {value / 1e6:.2f}"
+                            for name, value in selection.items())
+                + " MFLOP/token (it grows with the rows of a step)."
+            )
+        print_targets(report, args)
         if report["generation"]:
             print(
                 f"\nGreedy `generate`, {args.generation_length} new tokens "
@@ -537,22 +727,56 @@ def print_tables(reports, memory, args):
                       f"{value['ms_per_step']:.1f} |")
 
 
+def print_targets(report, args):
+    """The sequence form's speed-ups over `full` and the CPU utilisation."""
+    results, ratios = report["results"], report["ratios"]
+    windows = [n for n in results if n.split("@")[0] == "full"]
+    lines = []
+    for name in results:
+        target = SEQUENCE_TARGETS.get(name.split("@")[0])
+        if target is None:
+            continue
+        for other in windows:
+            ratio = ratios[f"{name}/{other}"]
+            lines.append(
+                f"- {name} ({results[name]['compile']}) / {other} "
+                f"({results[other]['compile']}): {ratio:.2f}x (target >= "
+                f"{target:g}x: {'met' if ratio >= target else 'missed'})"
+            )
+    if lines:
+        print("\nSequence form against the window form's full softmax, "
+              "tokens/s (medians of per-round ratios):\n")
+        print("\n".join(lines))
+    cpus = os.cpu_count()
+    print(
+        f"\nCPU utilisation during the timed steps (process CPU time / wall "
+        f"time; {cpus} CPUs here; target >= {CPU_TARGET_PERCENT}% on 2 "
+        "cores): "
+        + ", ".join(f"{name} {result['cpu_percent']:.0f}%"
+                    for name, result in results.items())
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="ptb,text8")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
+                        help=f"of {', '.join(CONFIGS)}")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed steps per variant")
     parser.add_argument("--rounds", type=int, default=12,
                         help="timed rounds of one step of every variant")
+    parser.add_argument("--sequence-length", type=int, default=100,
+                        help="targets per row of the sequence-form variants")
     parser.add_argument("--lstm-length", type=int, default=20)
     parser.add_argument("--generation-length", type=int, default=20)
     parser.add_argument("--jit-compile", default="auto",
                         choices=["auto", "true", "false"])
     parser.add_argument("--compare-jit", action="store_true",
-                        help="also time every variant with jit_compile=True "
-                        "(TensorFlow), interleaved")
+                        help="also time every MemN2NLM variant compiled the "
+                        "other way (XLA next to graph, graph next to XLA), "
+                        "interleaved")
     parser.add_argument("--no-clip", action="store_true",
                         help="time plain SGD steps, without the paper's "
                         "gradient-norm clipping")
@@ -577,6 +801,12 @@ def main():
         if variant not in VARIANTS + ABLATIONS:
             parser.error(f"--variants: {variant!r} is not one of "
                          f"{VARIANTS + ABLATIONS}")
+    for config in args.configs.split(","):
+        if config not in CONFIGS:
+            parser.error(f"--configs: {config!r} is not one of "
+                         f"{tuple(CONFIGS)}")
+    if args.sequence_length < 1:
+        parser.error("--sequence-length must be >= 1")
     start = time.perf_counter()
     print(
         f"backend {os.environ.get('KERAS_BACKEND', 'from keras.json')}; "
@@ -584,6 +814,7 @@ def main():
     )
     common = dict(batch_size=args.batch_size, data=args.data,
                   jit_compile=args.jit_compile, lstm_length=args.lstm_length,
+                  sequence_length=args.sequence_length,
                   clip=not args.no_clip, hops=args.hops)
     reports, memory = [], {}
     for config in args.configs.split(","):

@@ -10,6 +10,13 @@ gradient clipping, plateau annealing, dropout and early stopping on a
 validation slice carved from the end of the training chunk (never from the
 test chunk).
 
+By default (`--form sequence`) every training token is a target once per
+epoch, in rows of `--sequence-length` targets (`Corpus.sequences`, the
+recipe's sequence form); `--form window` trains on random windows of one
+target each (`Corpus.windows`), as the paper describes it, optionally
+`--train-windows` of them per epoch. Both forms measure the same
+perplexity.
+
 It writes, under `--output-dir`: `results.json`, `table.md`, `samples.md`
 and `curves.png` (per-epoch train and test perplexity; needs matplotlib),
 and regenerates its section of `docs/RESULTS.md`.
@@ -18,6 +25,7 @@ Usage:
 
     python examples/reproduce_study.py                      # every row
     python examples/reproduce_study.py --rows 1hop-adagrad --seeds 1,2,3
+    python examples/reproduce_study.py --form window        # random windows
     python examples/reproduce_study.py --fast               # a smoke test
 """
 
@@ -50,6 +58,7 @@ KNESER_NEY_BIGRAM = 1217
 MEMORY_SIZE = 30
 # Test-chunk positions whose preceding 30 words are the sample contexts.
 SAMPLE_POSITIONS = (30, 20_000, 60_000)
+FORMS = ("sequence", "window")
 
 
 def parse_args(argv=None):
@@ -63,9 +72,18 @@ def parse_args(argv=None):
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--form", choices=FORMS, default="sequence",
+                        help="train in the sequence form (rows of "
+                        "--sequence-length targets, every token once per "
+                        "epoch) or the window form (random windows of one "
+                        "target); default: sequence")
+    parser.add_argument("--sequence-length", type=int, default=None,
+                        help="targets per row in the sequence form (default: "
+                        f"{MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH}, the "
+                        "recipe's)")
     parser.add_argument("--train-windows", type=int, default=None,
-                        help="random training windows per epoch (default: "
-                        "as many as the training split has)")
+                        help="window form only: random training windows per "
+                        "epoch (default: as many as the training split has)")
     parser.add_argument("--output-dir", default="docs/study512k")
     parser.add_argument("--results-doc", default="docs/RESULTS.md")
     parser.add_argument("--section", default="study512k",
@@ -80,8 +98,22 @@ def parse_args(argv=None):
         if row not in STUDY_ROWS:
             parser.error(f"unknown row {row!r}; choose from {list(STUDY_ROWS)}")
     args.seeds = [int(seed) for seed in args.seeds.split(",")]
+    if args.form == "sequence":
+        if args.train_windows is not None:
+            parser.error("--train-windows applies only to --form window; "
+                         "the sequence form trains on every token each epoch")
+        if args.sequence_length is None:
+            args.sequence_length = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+        if args.sequence_length < 1:
+            parser.error("--sequence-length must be >= 1")
+    elif args.sequence_length is not None:
+        parser.error("--sequence-length applies only to --form sequence")
     if args.fast:
-        args.epochs, args.embedding_dim, args.train_windows = 2, 16, 2048
+        args.epochs, args.embedding_dim = 2, 16
+        if args.form == "window":
+            args.train_windows = 2048
+        # The sequence form reads the ~90,000 training tokens in about 45
+        # batches an epoch: already small.
     return args
 
 
@@ -92,14 +124,17 @@ class TestCurve(keras.callbacks.Callback):
     never used to choose anything.
     """
 
-    def __init__(self, test_windows):
+    def __init__(self, test_batches):
         super().__init__()
-        self.test_windows = test_windows
+        # Windows or sequences of the test split; the model is compiled
+        # with `weighted_metrics`, so the padded targets of sequence
+        # batches (weight 0) do not count.
+        self.test_batches = test_batches
         self.values = []
 
     def on_epoch_end(self, epoch, logs=None):
         result = self.model.evaluate(
-            self.test_windows, return_dict=True, verbose=0
+            self.test_batches, return_dict=True, verbose=0
         )
         self.values.append(float(result["perplexity"]))
 
@@ -107,11 +142,23 @@ class TestCurve(keras.callbacks.Callback):
 def run_row(corpus, row, seed, args):
     hops, optimizer, _ = STUDY_ROWS[row]
     recipe = MemN2NLMRecipe(
-        batch_size=128, optimizer=optimizer, weight_decay=args.weight_decay
+        batch_size=128,
+        sequence_length=(
+            args.sequence_length if args.form == "sequence" else None
+        ),
+        optimizer=optimizer,
+        weight_decay=args.weight_decay,
     )
-    test_curve = TestCurve(
-        corpus.windows("test", MEMORY_SIZE, 128, shuffle=False)
-    )
+    if args.form == "sequence":
+        test_batches = corpus.sequences(
+            "test", MEMORY_SIZE, recipe.sequence_length, recipe.batch_size,
+            shuffle=False,
+        )
+    else:
+        test_batches = corpus.windows(
+            "test", MEMORY_SIZE, recipe.batch_size, shuffle=False
+        )
+    test_curve = TestCurve(test_batches)
     run = train_memn2n_lm(
         corpus,
         hops=hops,
@@ -146,6 +193,8 @@ def run_row(corpus, row, seed, args):
     return {
         "row": row,
         "seed": seed,
+        "form": args.form,
+        "sequence_length": recipe.sequence_length,
         "recipe": repr(recipe),
         "perplexity": run["perplexity"],
         "train_curve": [float(v) for v in run["history"]["perplexity"]],
@@ -221,6 +270,17 @@ def plot_curves(results, path):
     return True
 
 
+def form_description(args):
+    if args.form == "sequence":
+        return (f"sequence form ({args.sequence_length} targets per row, "
+                "every training token once per epoch)")
+    return "window form (" + (
+        f"{args.train_windows:,} random windows per epoch"
+        if args.train_windows else "as many random windows per epoch as "
+        "training positions"
+    ) + ")"
+
+
 def write_outputs(results, args):
     """Writes every output for the rows finished so far."""
     done = [row for row in args.rows if any(r["row"] == row for r in results)]
@@ -243,8 +303,9 @@ def write_outputs(results, args):
             "Protocol: train on text8 bytes [0, 512000) (the last 5% held out "
             "for validation), test on [512000, 1024000), 30 words of context, "
             f"embedding {args.embedding_dim}, dropout {args.dropout}, at most "
-            f"{args.epochs} epochs, checkpoint chosen on validation. "
-            "Kneser-Ney bigram: 1217.",
+            f"{args.epochs} epochs, checkpoint chosen on validation; "
+            + form_description(args)
+            + ". Kneser-Ney bigram: 1217.",
             "",
             table,
             "",
@@ -264,6 +325,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
     corpus = text8_sample(split="study512k")
+    print(f"Training in the {form_description(args)}.")
     results = []
     for row in args.rows:
         for seed in args.seeds:

@@ -9,6 +9,13 @@ perplexity; test perplexity is measured once, at the end. With
 `--ablation`, `MemN2NLM` is also trained with 1, 2, 3, 4 and 6 hops at a
 short budget each.
 
+`MemN2NLM` trains in the sequence form by default (`--form sequence`: rows
+of `--sequence-length` targets, every training token once per epoch, a
+validation after each epoch); `--form window` trains on
+`--windows-per-epoch` random windows between validations instead. The
+LSTM is the same in both (`--lstm-sequence-length` tokens per row,
+`--windows-per-epoch` tokens between validations).
+
 Outputs under `--output-dir`: `results.json`, `time_curves.png` (validation
 perplexity against wall-clock time, both models; needs matplotlib) and
 `ablation.png`, and the `text8-12m` section of `docs/RESULTS.md`.
@@ -17,6 +24,7 @@ Usage:
 
     python examples/text8_benchmark.py --data ../shared/data/text8-head12m.txt.gz --minutes 60
     python examples/text8_benchmark.py --data ... --ablation --ablation-minutes 10
+    python examples/text8_benchmark.py --data ... --form window --windows-per-epoch 256000
     python examples/text8_benchmark.py --data ... --fast
 """
 
@@ -39,6 +47,7 @@ from results_doc import update_section  # noqa: E402
 from keras_memnet.datasets import Corpus  # noqa: E402
 from keras_memnet.datasets import text8  # noqa: E402
 from keras_memnet.metrics import Perplexity  # noqa: E402
+from keras_memnet.recipes import MemN2NLMRecipe  # noqa: E402
 from keras_memnet.recipes import train_memn2n_lm  # noqa: E402
 
 SPLIT = {
@@ -47,6 +56,7 @@ SPLIT = {
     "test": (11_000_000, None),
 }
 KNESER_NEY_TRIGRAM = 332
+FORMS = ("sequence", "window")
 
 
 def parse_args(argv=None):
@@ -60,10 +70,25 @@ def parse_args(argv=None):
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--lstm-units", type=int, default=None,
                         help="default: sized to MemN2NLM's parameter count")
-    parser.add_argument("--sequence-length", type=int, default=35,
+    parser.add_argument("--form", choices=FORMS, default="sequence",
+                        help="MemN2NLM's training form: sequence (rows of "
+                        "--sequence-length targets, an epoch is a full pass "
+                        "over the training split) or window (random "
+                        "windows, --windows-per-epoch of them); default: "
+                        "sequence")
+    parser.add_argument("--sequence-length", type=int, default=None,
+                        help="MemN2NLM targets per row in the sequence form "
+                        f"(default: {MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH},"
+                        " the recipe's)")
+    parser.add_argument("--lstm-sequence-length", type=int, default=35,
                         help="LSTM unroll length")
     parser.add_argument("--windows-per-epoch", type=int, default=256_000,
-                        help="MemN2NLM random windows between validations")
+                        help="MemN2NLM random windows between validations "
+                        "(window form only), and the LSTM's training tokens "
+                        "between validations")
+    parser.add_argument("--train-tokens", type=int, default=None,
+                        help="train on only the first N training tokens "
+                        "(default: all; --fast: 50,000)")
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--ablation-minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
@@ -75,11 +100,30 @@ def parse_args(argv=None):
     parser.add_argument("--fast", action="store_true")
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.form == "sequence":
+        if args.sequence_length is None:
+            args.sequence_length = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+        if args.sequence_length < 1:
+            parser.error("--sequence-length must be >= 1")
+    elif args.sequence_length is not None:
+        parser.error("--sequence-length applies only to --form sequence")
+    if args.train_tokens is not None and args.train_tokens < 2:
+        parser.error("--train-tokens must be >= 2")
     if args.fast:
         args.minutes, args.ablation_minutes = 0.3, 0.2
         args.embedding_dim, args.memory_size = 16, 20
         args.windows_per_epoch, args.eval_tokens = 4096, 5000
+        # A sequence-form epoch is a full pass over the training split.
+        args.train_tokens = args.train_tokens or 50_000
     return args
+
+
+def form_description(args):
+    if args.form == "sequence":
+        return (f"sequence form ({args.sequence_length} targets per row, "
+                "an epoch is a full pass over the training split)")
+    return (f"window form ({args.windows_per_epoch:,} random windows "
+            "between validations)")
 
 
 class WallClockLimit(keras.callbacks.Callback):
@@ -112,6 +156,11 @@ def best_weights_callback():
 
 def train_memn2n(corpus, hops, minutes, args):
     clock = WallClockLimit(minutes)
+    window_form = args.form == "window"
+    recipe = MemN2NLMRecipe(
+        batch_size=128,
+        sequence_length=None if window_form else args.sequence_length,
+    )
     run = train_memn2n_lm(
         corpus,
         hops=hops,
@@ -121,13 +170,17 @@ def train_memn2n(corpus, hops, minutes, args):
         epochs=10**6,  # The wall clock ends training.
         patience=10**6,
         seed=args.seed,
+        recipe=recipe,
         callbacks=[clock],
-        train_windows=args.windows_per_epoch,
+        # The sequence form reads the whole training split every epoch.
+        train_windows=args.windows_per_epoch if window_form else None,
         evaluate=("test",),
         verbose=args.verbose,
     )
     return {
         "model": f"MemN2NLM ({hops} hops)",
+        "form": args.form,
+        "recipe": repr(recipe),
         "parameters": run["model"].count_params(),
         "test_perplexity": run["perplexity"]["test"],
         "curve": clock.curve,
@@ -169,12 +222,12 @@ def train_lstm(corpus, parameters, args):
     model.compile(
         optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=1.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[Perplexity(from_logits=True)],
+        weighted_metrics=[Perplexity(from_logits=True)],
     )
-    train = sequences(corpus.train, args.sequence_length)
-    valid = sequences(corpus.valid, args.sequence_length)
-    test = sequences(corpus.test, args.sequence_length)
-    steps = max(1, args.windows_per_epoch // (32 * args.sequence_length))
+    train = sequences(corpus.train, args.lstm_sequence_length)
+    valid = sequences(corpus.valid, args.lstm_sequence_length)
+    test = sequences(corpus.test, args.lstm_sequence_length)
+    steps = max(1, args.windows_per_epoch // (32 * args.lstm_sequence_length))
     clock = WallClockLimit(args.minutes)
     model.fit(
         *train, batch_size=32, epochs=10**6, steps_per_epoch=steps,
@@ -230,11 +283,16 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
     corpus = text8(args.data, split=SPLIT, min_count=5)
-    if args.eval_tokens:
-        corpus = Corpus(corpus.train, corpus.valid[: args.eval_tokens],
-                        corpus.test[: args.eval_tokens], corpus.vocabulary)
+    if args.eval_tokens or args.train_tokens:
+        # The vocabulary stays the one built from the full training split.
+        corpus = Corpus(corpus.train[: args.train_tokens],
+                        corpus.valid[: args.eval_tokens],
+                        corpus.test[: args.eval_tokens], corpus.vocabulary,
+                        name=corpus.name, level=corpus.level,
+                        metadata=corpus.metadata)
     print(f"{corpus.vocabulary.size:,} ids (with <pad>), "
           f"{corpus.train.size:,} training words")
+    print(f"MemN2NLM trains in the {form_description(args)}.")
     memn2n = train_memn2n(corpus, args.hops, args.minutes, args)
     lstm = train_lstm(corpus, memn2n["parameters"], args)
     ablation = []
@@ -272,7 +330,10 @@ def main(argv=None):
                 f"Machine: {machine_description()}.",
                 "",
                 f"Budget: {args.minutes:g} wall-clock minutes per model; "
-                "checkpoints chosen on validation"
+                "checkpoints chosen on validation; MemN2NLM in the "
+                + form_description(args)
+                + (f"; trained on the first {args.train_tokens:,} training "
+                   "tokens only" if args.train_tokens else "")
                 + (f"; evaluated on the first {args.eval_tokens:,} validation "
                    "and test tokens only" if args.eval_tokens else "")
                 + ".",

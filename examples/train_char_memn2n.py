@@ -333,6 +333,8 @@ def main(argv=None):
     if "memn2n" in args.models:
         recipe = MemN2NLMRecipe(
             batch_size=args.batch_size,
+            # The window form: this example trains on `make_windows`.
+            sequence_length=None,
             optimizer=args.optimizer,
             learning_rate=args.lr,
         )

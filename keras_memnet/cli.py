@@ -58,7 +58,30 @@ def build_parser():
     train.add_argument("--embedding-dim", type=int, default=150)
     train.add_argument("--dropout", type=float, default=0.3)
     train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=128,
+        help="rows per batch: sequences, or windows with --form window "
+        "(default: 128)",
+    )
+    train.add_argument(
+        "--form",
+        choices=("sequence", "window"),
+        default="sequence",
+        help="sequence: every training token is a target once per epoch, "
+        "in rows of --sequence-length targets computed together (the "
+        "default, much faster); window: one random window per target, as "
+        "the paper describes it. The model and its perplexities are the "
+        "same.",
+    )
+    train.add_argument(
+        "--sequence-length",
+        type=int,
+        default=None,
+        help="targets per row in the sequence form (default: the recipe's, "
+        "MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH)",
+    )
     train.add_argument(
         "--optimizer", choices=("sgd", "adagrad", "adam"), default="sgd"
     )
@@ -131,8 +154,15 @@ def train(args):
         f"{corpus.valid.size:,} valid, {corpus.test.size:,} test tokens; "
         f"vocabulary {vocabulary.size:,} (with <pad>)."
     )
+    if args.form == "window":
+        sequence_length = None
+    else:
+        sequence_length = (
+            args.sequence_length or MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+        )
     recipe = MemN2NLMRecipe(
         batch_size=args.batch_size,
+        sequence_length=sequence_length,
         optimizer=args.optimizer,
         learning_rate=args.lr,
         weight_decay=args.weight_decay,

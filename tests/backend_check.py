@@ -82,6 +82,53 @@ np.testing.assert_array_equal(
     model.generate(prompts, 4),
 )
 
+# Sequence form: ids (batch, M + T - 1) give the window form on each of
+# the T windows; one fit step in sequence form with the recipe's clipping.
+for tying, output in (("layerwise", "softmax"), ("adjacent", "adaptive")):
+    seq_model = MemN2NLM(
+        vocabulary_size=30, hops=2, memory_size=6, embedding_dim=8,
+        weight_tying=tying, output=output,
+    )
+    rng = np.random.default_rng(1)
+    sequence = rng.integers(1, 30, (3, 6 + 4 - 1))
+    sequence[0, :3] = 0
+    sequence[1, :6] = 0
+    windows = np.stack([sequence[:, t : t + 6] for t in range(4)], 1)
+    expected = keras.ops.convert_to_numpy(seq_model(windows.reshape(-1, 6)))
+    expected = expected.reshape(3, 4, 30)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(seq_model(sequence)), expected,
+        rtol=1e-5, atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        seq_model.predict(sequence, verbose=0), expected, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        seq_model.predict(windows.reshape(-1, 6), verbose=0).reshape(3, 4, 30),
+        expected, rtol=1e-5, atol=1e-5,
+    )
+    seq_model.compile(
+        optimizer=keras.optimizers.SGD(0.5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[Perplexity(from_logits=True)],
+    )
+    targets = rng.integers(1, 30, (3, 4))
+    weights = np.ones((3, 4), dtype="float32")
+    weights[2, 3] = 0.0
+    before = [keras.ops.convert_to_numpy(w).copy() for w in seq_model.weights]
+    history = seq_model.fit(
+        sequence, targets, sample_weight=weights, batch_size=3, epochs=1,
+        verbose=0, callbacks=[GradientNormClipping(0.1)],
+    )
+    assert np.all(np.isfinite(history.history["loss"])), history.history
+    assert np.isfinite(history.history["gradient_norm"][0]), history.history
+    after = [keras.ops.convert_to_numpy(w) for w in seq_model.weights]
+    assert all(b.shape == a.shape for b, a in zip(before, after))
+    assert any(not np.allclose(b, a) for b, a in zip(before, after))
+    # The step moved the weights by at most lr * max_norm (clipped).
+    step = np.sqrt(sum(((a - b) ** 2).sum() for b, a in zip(before, after)))
+    assert step <= 0.5 * 0.1 * (1 + 1e-4), step
+
 # .keras round trip.
 with tempfile.TemporaryDirectory() as folder:
     path = os.path.join(folder, "lm.keras")

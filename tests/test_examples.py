@@ -1,5 +1,6 @@
 """Fast versions of the examples, so that they never rot."""
 
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,34 @@ def test_reproduce_study_fast(tmp_path):
         assert (tmp_path / "out" / name).exists()
     doc = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- BEGIN study512k -->" in doc and "ML:" in doc
+    # The default is the sequence form, and the outputs say so.
+    assert "sequence form (16 targets per row" in doc
+    (result,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert result["form"] == "sequence" and result["sequence_length"] == 16
+    assert len(result["test_curve"]) == result["epochs_run"]
+
+
+def test_example_forms_parse(capsys):
+    sys.path.insert(0, str(ROOT / "examples"))
+    import reproduce_study
+    import text8_benchmark
+
+    args = reproduce_study.parse_args(["--fast"])
+    assert (args.form, args.sequence_length, args.train_windows) == (
+        "sequence", 16, None)
+    args = reproduce_study.parse_args(["--fast", "--form", "window"])
+    assert (args.sequence_length, args.train_windows) == (None, 2048)
+    with pytest.raises(SystemExit):
+        reproduce_study.parse_args(["--train-windows", "100"])
+    assert "--train-windows applies only to --form window" in (
+        capsys.readouterr().err)
+    args = text8_benchmark.parse_args(["--data", "x", "--fast"])
+    assert (args.form, args.sequence_length, args.train_tokens) == (
+        "sequence", 16, 50_000)
+    assert args.lstm_sequence_length == 35
+    args = text8_benchmark.parse_args(
+        ["--data", "x", "--form", "window", "--windows-per-epoch", "1000"])
+    assert (args.sequence_length, args.windows_per_epoch) == (None, 1000)
 
 
 def test_results_sections_are_regenerated_in_place(tmp_path):
@@ -57,4 +86,9 @@ def test_text8_benchmark_fast(tmp_path, text8_prefix_path):
     )
     assert "19,503 ids (with <pad>)" in output
     assert "| MemN2NLM (6 hops)" in output and "| Keras LSTM" in output
+    assert "50,000 training words" in output
+    assert "MemN2NLM trains in the sequence form (16 targets" in output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["main"][0]["form"] == "sequence"
+    assert "sequence_length=16" in results["main"][0]["recipe"]
     assert "<!-- BEGIN text8-12m -->" in (tmp_path / "RESULTS.md").read_text()

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_memnet.datasets import Corpus
+from keras_memnet.metrics import Perplexity
 from keras_memnet.models import MemN2NLM
 from keras_memnet.tokenizers import WordVocabulary
 
@@ -40,8 +42,11 @@ def numpy_forward(model, ids):
     u = np.full((len(ids), model.embedding_dim), 0.1, dtype="float32")
     for _ in range(model.hops):
         scores = np.where(mask, np.einsum("bd,bmd->bm", u, a), -np.inf)
-        p = np.exp(scores - scores.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
+        # A window of padding only reads nothing (p = 0), as in Keras.
+        top = scores.max(-1, keepdims=True)
+        p = np.exp(scores - np.where(np.isfinite(top), top, 0))
+        total = p.sum(-1, keepdims=True)
+        p /= np.where(total > 0, total, 1)
         u = u @ h + np.einsum("bm,bmd->bd", p, c)
         u[:, model.linear_units:] = np.maximum(u[:, model.linear_units:], 0)
     return u @ weights["output_projection/kernel"]
@@ -130,10 +135,24 @@ def test_rejects_bad_arguments(argument, value):
 
 def test_rejects_contexts_of_the_wrong_length():
     model = small_model()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    short = np.ones((2, MEMORY - 1), dtype="int32")
     with pytest.raises(ValueError, match="memory_size=6"):
-        model.predict(np.ones((2, 5), dtype="int32"), verbose=0)
+        model.predict(short, verbose=0)
     with pytest.raises(ValueError, match="memory_size=6"):
-        model(np.ones((2, 7), dtype="int32"))
+        model(short)
+    with pytest.raises(ValueError, match="memory_size=6"):
+        model.evaluate(short, np.ones(2), verbose=0)
+    with pytest.raises(ValueError, match="memory_size=6"):
+        model.fit(short, np.ones(2), verbose=0)
+    with pytest.raises(ValueError, match="memory_size=6"):
+        model(np.ones((2, MEMORY, 1), dtype="int32"))
+    with pytest.raises(ValueError, match="memory_size=6"):
+        model(np.ones((MEMORY,), dtype="int32"))
+    # Longer ids are the sequence form: one prediction per window.
+    assert model(np.ones((2, MEMORY + 1), dtype="int32")).shape == (
+        2, 2, VOCAB
+    )
 
 
 def test_rejects_token_ids_out_of_range():
@@ -279,3 +298,272 @@ def test_keras_round_trip_in_a_new_process_is_exact(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == model.generate("the cat", max_length=3)
+
+
+# Sequence form: ids (batch, M + T - 1) -> (batch, T, vocabulary), output t
+# being the window form on ids[:, t:t + M].
+
+SEQUENCE_T = 5
+FORMS = [
+    ("layerwise", "softmax"),
+    ("layerwise", "adaptive"),
+    ("adjacent", "softmax"),
+    ("adjacent", "adaptive"),
+]
+
+
+def sequence_ids(batch=4, steps=SEQUENCE_T, seed=0):
+    ids = np.random.default_rng(seed).integers(
+        1, VOCAB, (batch, MEMORY + steps - 1)
+    )
+    ids[0, :3] = 0  # Left padding: the first windows are partly empty.
+    ids[1, :MEMORY] = 0  # Left padding: window 0 is all padding.
+    return ids
+
+
+def stacked_windows(ids, memory=MEMORY):
+    """`(batch, M + T - 1)` -> the T windows of each row, `(batch * T, M)`."""
+    steps = ids.shape[1] - memory + 1
+    windows = np.stack([ids[:, t : t + memory] for t in range(steps)], 1)
+    return windows.reshape(-1, memory)
+
+
+@pytest.mark.parametrize("weight_tying, output", FORMS)
+def test_sequence_form_equals_stacked_window_form(weight_tying, output):
+    model = small_model(weight_tying=weight_tying, output=output)
+    ids = sequence_ids()
+    windows = keras.ops.convert_to_numpy(model(stacked_windows(ids)))
+    expected = windows.reshape(len(ids), SEQUENCE_T, VOCAB)
+    sequence = keras.ops.convert_to_numpy(model(ids))
+    assert sequence.shape == (len(ids), SEQUENCE_T, VOCAB)
+    np.testing.assert_allclose(sequence, expected, rtol=1e-5, atol=1e-5)
+    # The compiled predict path too, with a partial last batch.
+    np.testing.assert_allclose(
+        model.predict(ids, batch_size=3, verbose=0), expected,
+        rtol=1e-5, atol=1e-5,
+    )
+    assert model.compute_output_shape((None, MEMORY + SEQUENCE_T - 1)) == (
+        None, SEQUENCE_T, VOCAB
+    )
+
+
+@pytest.mark.parametrize("output", ["softmax", "adaptive"])
+def test_predict_alternates_between_window_and_sequence_forms(output):
+    """One model's compiled predict serves ids of several lengths in turn.
+
+    (TensorFlow retraces with a relaxed, unknown length once it has seen
+    two lengths; the model must still pick the right form.)
+    """
+    model = small_model(output=output)
+    ids = sequence_ids()
+    windows = stacked_windows(ids)
+    expected = keras.ops.convert_to_numpy(model(windows))
+    expected = expected.reshape(len(ids), SEQUENCE_T, VOCAB)
+    for _ in range(2):
+        np.testing.assert_allclose(
+            model.predict(windows, verbose=0).reshape(expected.shape),
+            expected, rtol=1e-5, atol=1e-5,
+        )
+        np.testing.assert_allclose(
+            model.predict(ids, verbose=0), expected, rtol=1e-5, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            model.predict(ids[:, :-2], verbose=0), expected[:, :-2],
+            rtol=1e-5, atol=1e-5,
+        )
+
+
+def test_sequence_form_matches_numpy_reference_window_by_window():
+    model = small_model()
+    ids = sequence_ids(seed=1)
+    expected = numpy_forward(model, stacked_windows(ids))
+    np.testing.assert_allclose(
+        model.predict(ids, verbose=0).reshape(-1, VOCAB), expected,
+        rtol=1e-4, atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("weight_tying, output", FORMS)
+def test_sequence_form_gradients_equal_window_batches(weight_tying, output):
+    if keras.config.backend() != "tensorflow":
+        pytest.skip("gradient tape check written for TensorFlow")
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(1)
+    model = small_model(weight_tying=weight_tying, output=output, hops=2)
+    # A summed loss; for output="adaptive" this is the fast loss of
+    # `compute_loss` on the (batch, T, dim) state.
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="sum"
+        ),
+    )
+    ids = sequence_ids(batch=3, steps=4, seed=2)
+    rng = np.random.default_rng(3)
+    targets = rng.integers(1, VOCAB, (3, 4))
+    weights = rng.uniform(0.5, 2.0, (3, 4)).astype("float32")
+    weights[2, 3] = 0.0  # A padded target, as in `Corpus.sequences`.
+    targets[2, 3] = 0
+    variables = model.trainable_variables
+    assert variables
+
+    with tf.GradientTape() as tape:
+        y_pred = model(ids, training=True)
+        sequence_loss = model.compute_loss(
+            x=ids, y=targets, y_pred=y_pred, sample_weight=weights,
+            training=True,
+        )
+    sequence_grads = tape.gradient(sequence_loss, variables)
+
+    # The T window batches, concatenated, with an independent summed loss.
+    window_ids = stacked_windows(ids)
+    per_token = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction="none"
+    )
+    with tf.GradientTape() as tape:
+        logits = model(window_ids, training=True)
+        window_loss = tf.reduce_sum(
+            per_token(targets.reshape(-1), logits) * weights.reshape(-1)
+        )
+    window_grads = tape.gradient(window_loss, variables)
+
+    np.testing.assert_allclose(
+        float(sequence_loss), float(window_loss), rtol=1e-5
+    )
+    for variable, seq, win in zip(variables, sequence_grads, window_grads):
+        assert seq is not None and win is not None, variable.path
+        seq = tf.convert_to_tensor(seq).numpy()
+        win = tf.convert_to_tensor(win).numpy()
+        np.testing.assert_allclose(
+            seq, win, rtol=1e-4, atol=1e-6, err_msg=variable.path
+        )
+    assert sum(np.abs(tf.convert_to_tensor(g).numpy()).sum()
+               for g in sequence_grads) > 0
+
+
+def random_corpus(num_tokens=420, seed=0):
+    """A corpus of Zipf-like random words (ids sorted by frequency)."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(20)]
+    frequencies = 1.0 / np.arange(1, 21)
+    text = " ".join(
+        rng.choice(words, size=num_tokens, p=frequencies / frequencies.sum())
+    )
+    vocabulary = WordVocabulary.from_text(text)
+    ids = vocabulary.encode(text)
+    return Corpus(ids[:300], ids[300:], ids[300:], vocabulary)
+
+
+def compiled_model(
+    vocabulary_size, optimizer=None, metric_argument="weighted_metrics",
+    **kwargs,
+):
+    config = dict(
+        vocabulary_size=vocabulary_size, hops=2, memory_size=5,
+        embedding_dim=8,
+    )
+    config.update(kwargs)
+    model = MemN2NLM(**config)
+    model.compile(
+        optimizer=optimizer or keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        **{metric_argument: [Perplexity(from_logits=True)]},
+    )
+    return model
+
+
+# Keras gives sample weights (the sequence batches' zero-weight padding)
+# only to `weighted_metrics`, which is how the recipe compiles.
+@pytest.mark.parametrize("weight_tying, output", [FORMS[0], FORMS[3]])
+def test_evaluate_perplexity_is_the_same_for_windows_and_sequences(
+    weight_tying, output, metric_argument="weighted_metrics"
+):
+    keras.utils.set_random_seed(2)
+    corpus = random_corpus()
+    model = compiled_model(
+        corpus.vocabulary.size, weight_tying=weight_tying, output=output,
+        metric_argument=metric_argument, init_stddev=0.3,
+    )
+    # 115 targets: 17 rows of 7, the last one partial (zero-weight
+    # padding), in batches of 3 with a partial last batch.
+    windows = corpus.windows("valid", 5, 16, shuffle=False)
+    sequences = corpus.sequences("valid", 5, 7, 3, shuffle=False)
+    by_window = model.evaluate(windows, verbose=0, return_dict=True)
+    by_sequence = model.evaluate(sequences, verbose=0, return_dict=True)
+    np.testing.assert_allclose(
+        by_sequence["perplexity"], by_window["perplexity"], rtol=1e-5
+    )
+    # Both are the corpus perplexity of the window form's predictions.
+    tokens = corpus.valid
+    contexts = np.stack([tokens[i - 5 : i] for i in range(5, tokens.size)])
+    logits = model.predict(contexts, verbose=0).astype("float64")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -log_probs[np.arange(len(contexts)), tokens[5:]]
+    np.testing.assert_allclose(
+        by_window["perplexity"], np.exp(nll.mean()), rtol=1e-5
+    )
+
+
+def repetitive_corpus():
+    text = "a b c d e f g h " * 50
+    vocabulary = WordVocabulary.from_text(text)
+    ids = vocabulary.encode(text)
+    return Corpus(ids, ids[:120], ids[:120], vocabulary)
+
+
+@pytest.mark.parametrize("output", ["softmax", "adaptive"])
+def test_fit_in_sequence_form_lowers_the_loss(output):
+    keras.utils.set_random_seed(3)
+    corpus = repetitive_corpus()
+    model = compiled_model(
+        corpus.vocabulary.size, optimizer=keras.optimizers.Adam(0.02),
+        output=output, embedding_dim=16, memory_size=4,
+    )
+    train = corpus.sequences("train", 4, 8, 8, shuffle=True, seed=0)
+    history = model.fit(train, epochs=6, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.3 * losses[0], losses
+    results = model.evaluate(
+        corpus.windows("valid", 4, 32, shuffle=False), verbose=0,
+        return_dict=True,
+    )
+    assert results["perplexity"] < 2.0, results
+
+
+def test_model_trained_in_sequence_form_evaluates_the_same_after_loading(
+    tmp_path,
+):
+    keras.utils.set_random_seed(4)
+    corpus = random_corpus(seed=1)
+    model = compiled_model(
+        corpus.vocabulary.size, weight_tying="adjacent", output="adaptive",
+        vocabulary=corpus.vocabulary,
+    )
+    model.fit(
+        corpus.sequences("train", 5, 6, 8, shuffle=True, seed=1),
+        epochs=2, verbose=0,
+    )
+    path = tmp_path / "sequence_trained.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    # Window form of the restored model = sequence form of the trained one.
+    ids = np.concatenate([[0, 0], corpus.valid[:20]])[None, :]
+    steps = ids.shape[1] - 5 + 1
+    np.testing.assert_allclose(
+        restored.predict(stacked_windows(ids, memory=5), verbose=0),
+        model.predict(ids, verbose=0).reshape(steps, -1),
+        rtol=1e-5, atol=1e-5,
+    )
+    by_sequence = model.evaluate(
+        corpus.sequences("valid", 5, 6, 4, shuffle=False), verbose=0,
+        return_dict=True,
+    )
+    by_window = restored.evaluate(
+        corpus.windows("valid", 5, 16, shuffle=False), verbose=0,
+        return_dict=True,
+    )
+    np.testing.assert_allclose(
+        by_window["perplexity"], by_sequence["perplexity"], rtol=1e-5
+    )

@@ -6,8 +6,25 @@ from keras_memnet.callbacks import PlateauAnnealing
 from keras_memnet.recipes import MemN2NLMRecipe
 
 
-def test_paper_settings_scaled_for_a_mean_loss():
+def test_sequence_form_is_the_default_and_scales_by_targets_per_step():
     recipe = MemN2NLMRecipe()
+    targets = 128 * MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+    scale = MemN2NLMRecipe.DEFAULT_SEQUENCE_LR_SCALE
+    assert recipe.sequence_length == MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+    assert recipe.learning_rate == pytest.approx(0.01 * targets * scale)
+    assert recipe.max_norm == pytest.approx(50 / targets)
+    # The stopping floor keeps its ratio to the starting rate.
+    assert recipe.min_learning_rate == pytest.approx(recipe.learning_rate / 1000)
+    clone = MemN2NLMRecipe.from_config(recipe.get_config())
+    assert clone.get_config() == recipe.get_config()
+    with pytest.raises(ValueError, match="sequence_length"):
+        MemN2NLMRecipe(sequence_length=0)
+    with pytest.raises(ValueError, match="sequence_lr_scale"):
+        MemN2NLMRecipe(sequence_lr_scale=0)
+
+
+def test_paper_settings_scaled_for_a_mean_loss():
+    recipe = MemN2NLMRecipe(sequence_length=None)
     assert recipe.learning_rate == pytest.approx(1.28)
     assert recipe.max_norm == pytest.approx(50 / 128)
     assert recipe.min_learning_rate == pytest.approx(1.28e-3)
@@ -54,7 +71,9 @@ def test_adaptive_optimizers(name, lr):
 
 
 def test_learning_rate_override_keeps_the_floor_ratio():
-    recipe = MemN2NLMRecipe(batch_size=32, learning_rate=0.5)
+    recipe = MemN2NLMRecipe(
+        batch_size=32, sequence_length=None, learning_rate=0.5
+    )
     assert recipe.learning_rate == 0.5
     assert recipe.min_learning_rate == pytest.approx(0.5e-3)
     assert recipe.max_norm == pytest.approx(50 / 32)
@@ -78,3 +97,99 @@ def test_config_round_trip():
 def test_rejects_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         MemN2NLMRecipe(**kwargs)
+
+
+def test_train_memn2n_lm_sequence_perplexity_equals_window_form():
+    """The run's perplexity in sequence form is the window form's.
+
+    The last row of `Corpus.sequences` is padded with zero-weight targets;
+    they must not count.
+    """
+    import numpy as np
+
+    from keras_memnet.datasets import Corpus
+    from keras_memnet.metrics import Perplexity
+    from keras_memnet.recipes import train_memn2n_lm
+    from keras_memnet.tokenizers import WordVocabulary
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(12)]
+    text = " ".join(rng.choice(words, size=400))
+    vocabulary = WordVocabulary.from_text(text)
+    ids = vocabulary.encode(text)
+    corpus = Corpus(ids[:280], ids[280:], ids[280:], vocabulary)
+    # 115 valid targets in rows of 50: the last row has 35 padded targets.
+    recipe = MemN2NLMRecipe(
+        batch_size=4, sequence_length=50, optimizer="adam", learning_rate=0.05
+    )
+    run = train_memn2n_lm(
+        corpus, hops=1, memory_size=5, embedding_dim=8, recipe=recipe,
+        epochs=1, evaluate=("valid",), verbose=0,
+    )
+    model = run["model"]
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity(from_logits=True)],
+    )
+    by_window = model.evaluate(
+        corpus.windows("valid", 5, 32, shuffle=False), verbose=0,
+        return_dict=True,
+    )
+    np.testing.assert_allclose(
+        run["perplexity"]["valid"], by_window["perplexity"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        run["history"]["val_perplexity"][-1], by_window["perplexity"],
+        rtol=1e-5,
+    )
+
+
+def test_sequence_step_is_the_sum_of_its_window_steps():
+    """The sequence recipe's SGD step equals the window recipe's T steps.
+
+    Without clipping, from the same weights, one step on a batch of B rows
+    of T targets at the sequence learning rate moves every weight by the sum
+    of the T steps on the window batches it holds (one window per row) at
+    the window learning rate.
+    """
+    import numpy as np
+
+    from keras_memnet.models import MemN2NLM
+
+    rows, targets, memory = 4, 5, 3
+    window = MemN2NLMRecipe(batch_size=rows, sequence_length=None)
+    sequence = MemN2NLMRecipe(
+        batch_size=rows, sequence_length=targets, sequence_lr_scale=1.0
+    )
+    assert sequence.learning_rate == pytest.approx(
+        window.learning_rate * targets
+    )
+    assert sequence.max_norm == pytest.approx(window.max_norm / targets)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 20, size=(rows, memory + targets)).astype("int32")
+
+    def step(recipe, x, y):
+        keras.utils.set_random_seed(3)
+        model = MemN2NLM(20, hops=2, memory_size=memory, embedding_dim=6)
+        model.compile(
+            optimizer=recipe.optimizer(),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=False,
+        )
+        model.build((None, memory))
+        before = [keras.ops.convert_to_numpy(w) for w in model.weights]
+        model.train_on_batch(x, y)
+        return [
+            keras.ops.convert_to_numpy(w) - b
+            for w, b in zip(model.weights, before)
+        ]
+
+    by_sequence = step(sequence, ids[:, :-1], ids[:, memory:])
+    by_windows = [
+        step(window, ids[:, t : t + memory], ids[:, t + memory])
+        for t in range(targets)
+    ]
+    for i, update in enumerate(by_sequence):
+        np.testing.assert_allclose(
+            update, sum(w[i] for w in by_windows), rtol=1e-4, atol=1e-7
+        )

@@ -2,8 +2,11 @@ import keras
 import numpy as np
 import pytest
 
+from keras_memnet.datasets import Corpus
+from keras_memnet.datasets import make_sequences
 from keras_memnet.datasets import make_windows
 from keras_memnet.datasets import text8_sample
+from keras_memnet.datasets.windows import count_sequences
 
 
 def _collect(dataset):
@@ -128,3 +131,264 @@ def test_errors():
         corpus.windows("valid", 3, 2)
     with pytest.raises(ValueError, match="`split_name` must be one of"):
         corpus.windows("dev", 3, 2)
+
+
+def _collect_sequences(dataset):
+    parts = [[], [], []]
+    for batch in dataset:
+        for part, tensor in zip(parts, batch):
+            part.append(tensor.numpy())
+    return tuple(np.concatenate(part) for part in parts)
+
+
+def _reference_sequences(tokens, memory_size, sequence_length,
+                         pad_start=False, short_context=False):
+    """Rows of `make_sequences(shuffle=False)`, straight from the
+    definition, one Python slice at a time."""
+    tokens = list(tokens)
+    if pad_start:
+        tokens = [0] * memory_size + tokens
+    # First target, in the (padded) list: position `memory_size`, or
+    # position 1 of the unpadded tokens.
+    first = memory_size + 1 if pad_start else memory_size
+    inputs, targets, weights = [], [], []
+    for start in range(first, len(tokens), sequence_length):
+        row = tokens[start - memory_size : start + sequence_length - 1]
+        row += [0] * (memory_size + sequence_length - 1 - len(row))
+        if short_context:
+            row[: memory_size - 1] = [0] * (memory_size - 1)
+        real = tokens[start : start + sequence_length]
+        inputs.append(row)
+        targets.append(real + [0] * (sequence_length - len(real)))
+        weights.append([1.0] * len(real)
+                       + [0.0] * (sequence_length - len(real)))
+    return np.array(inputs), np.array(targets), np.array(weights)
+
+
+@pytest.mark.parametrize(
+    "memory_size,sequence_length,pad_start,short_context",
+    [
+        (5, 7, False, False),
+        (5, 7, True, False),
+        (5, 7, False, True),
+        (5, 7, True, True),
+        (4, 1, False, False),
+        (1, 6, True, False),
+        (3, 34, False, False),  # One partial row: 36 targets, 39 tokens.
+        (3, 36, False, False),  # One full row.
+    ],
+)
+def test_sequential_rows_match_reference(
+    memory_size, sequence_length, pad_start, short_context
+):
+    tokens = np.arange(1, 40)
+    dataset = make_sequences(
+        tokens, memory_size, sequence_length, batch_size=3, shuffle=False,
+        pad_start=pad_start, short_context=short_context,
+    )
+    input_spec, target_spec, weight_spec = dataset.element_spec
+    assert input_spec.shape.as_list() == [
+        None, memory_size + sequence_length - 1
+    ]
+    assert target_spec.shape.as_list() == [None, sequence_length]
+    assert weight_spec.shape.as_list() == [None, sequence_length]
+    assert (input_spec.dtype.name, target_spec.dtype.name,
+            weight_spec.dtype.name) == ("int32", "int32", "float32")
+    inputs, targets, weights = _collect_sequences(dataset)
+    expected = _reference_sequences(
+        tokens, memory_size, sequence_length, pad_start, short_context
+    )
+    np.testing.assert_array_equal(inputs, expected[0])
+    np.testing.assert_array_equal(targets, expected[1])
+    np.testing.assert_array_equal(weights, expected[2])
+    assert len(inputs) == count_sequences(
+        tokens.size, memory_size, sequence_length, pad_start=pad_start
+    )
+    # Every scored token exactly once, in order.
+    first = 1 if pad_start else memory_size
+    np.testing.assert_array_equal(targets[weights == 1], tokens[first:])
+
+
+def test_sequence_rows_by_hand():
+    # M = 3, T = 4 on tokens 1..10: targets 4..10 in two rows.
+    tokens = np.arange(1, 11)
+    inputs, targets, weights = _collect_sequences(
+        make_sequences(tokens, 3, 4, batch_size=8, shuffle=False)
+    )
+    np.testing.assert_array_equal(
+        inputs, [[1, 2, 3, 4, 5, 6], [5, 6, 7, 8, 9, 10]]
+    )
+    np.testing.assert_array_equal(targets, [[4, 5, 6, 7], [8, 9, 10, 0]])
+    np.testing.assert_array_equal(weights, [[1, 1, 1, 1], [1, 1, 1, 0]])
+    # pad_start: targets 2..10, the first seeing two pads then token 1.
+    inputs, targets, weights = _collect_sequences(
+        make_sequences(tokens, 3, 4, batch_size=8, shuffle=False,
+                       pad_start=True)
+    )
+    np.testing.assert_array_equal(
+        inputs,
+        [[0, 0, 1, 2, 3, 4], [3, 4, 5, 6, 7, 8], [7, 8, 9, 10, 0, 0]],
+    )
+    np.testing.assert_array_equal(
+        targets, [[2, 3, 4, 5], [6, 7, 8, 9], [10, 0, 0, 0]]
+    )
+    np.testing.assert_array_equal(weights.sum(axis=1), [4, 4, 1])
+    # short_context: the first target reads only the token before it.
+    inputs, _, _ = _collect_sequences(
+        make_sequences(tokens, 3, 4, batch_size=8, shuffle=False,
+                       short_context=True)
+    )
+    np.testing.assert_array_equal(
+        inputs, [[0, 0, 3, 4, 5, 6], [0, 0, 7, 8, 9, 10]]
+    )
+
+
+@pytest.mark.parametrize("pad_start", [False, True])
+def test_sequence_contexts_are_the_windows(pad_start):
+    # Target t of a row reads inputs t .. t + M - 1: the same M tokens that
+    # make_windows gives as that target's context.
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 20, size=57)
+    memory_size, sequence_length = 6, 5
+    contexts, window_targets = _collect(
+        make_windows(tokens, memory_size, batch_size=64, shuffle=False,
+                     pad_start=pad_start)
+    )
+    inputs, targets, weights = _collect_sequences(
+        make_sequences(tokens, memory_size, sequence_length, batch_size=4,
+                       shuffle=False, pad_start=pad_start)
+    )
+    # Window i is the i-th target; sequence row k slot t is target
+    # k * T + t.
+    window = np.arange(targets.size).reshape(targets.shape)
+    real = weights == 1
+    assert real.sum() == len(contexts)
+    np.testing.assert_array_equal(window[real], np.arange(len(contexts)))
+    for row, slot in zip(*np.nonzero(real)):
+        index = window[row, slot]
+        np.testing.assert_array_equal(
+            inputs[row, slot : slot + memory_size], contexts[index]
+        )
+        assert targets[row, slot] == window_targets[index]
+
+
+def test_shuffled_epochs_score_every_target_once():
+    # Token i has id i + 1, so a target's position can be read off its id.
+    num_tokens, memory_size, sequence_length = 500, 7, 9
+    tokens = np.arange(1, num_tokens + 1)
+    dataset = make_sequences(
+        tokens, memory_size, sequence_length, batch_size=8, seed=5
+    )
+    epochs = [_collect_sequences(dataset) for _ in range(2)]
+    for inputs, targets, weights in epochs:
+        real = weights == 1
+        assert set(np.unique(weights)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(
+            np.sort(targets[real]), tokens[memory_size:]
+        )
+        assert np.all(targets[~real] == 0)
+        # Each row is a real chunk: its inputs are the M - 1 + T ids before
+        # its first target, 0 past the end.
+        starts = targets[:, 0] - 1
+        assert np.all((starts - memory_size) % sequence_length == 0)
+        positions = starts[:, None] + np.arange(-memory_size,
+                                                sequence_length - 1)
+        np.testing.assert_array_equal(
+            inputs, np.where(positions < num_tokens, positions + 1, 0)
+        )
+    first_order, second_order = epochs[0][1][:, 0], epochs[1][1][:, 0]
+    assert not np.array_equal(first_order, second_order)
+    np.testing.assert_array_equal(
+        np.sort(first_order), np.sort(second_order)
+    )
+    # Sequential order only without shuffle.
+    assert not np.all(np.diff(first_order) > 0)
+    again = _collect_sequences(
+        make_sequences(tokens, memory_size, sequence_length, batch_size=8,
+                       seed=5)
+    )
+    np.testing.assert_array_equal(again[1], epochs[0][1])
+
+
+def test_sequence_batches_and_drop_remainder():
+    # 100 targets in rows of 9: 11 full rows and one of 1 target.
+    tokens = np.arange(1, 111)
+    assert count_sequences(110, 10, 9) == 12
+    assert count_sequences(110, 10, 9, pad_start=True) == 13
+    assert count_sequences(10, 10, 9) == 0
+    dataset = make_sequences(tokens, 10, 9, batch_size=5, shuffle=False)
+    assert [t.shape[0] for _, t, _ in dataset] == [5, 5, 2]
+    dataset = make_sequences(
+        tokens, 10, 9, batch_size=4, shuffle=False, drop_remainder=True
+    )
+    assert dataset.element_spec[0].shape.as_list() == [4, 18]
+    assert dataset.element_spec[2].shape.as_list() == [4, 9]
+    _, targets, weights = _collect_sequences(dataset)
+    assert targets.shape == (12, 9)
+    # The partial last row is kept, with its zero weights.
+    np.testing.assert_array_equal(weights[-1], [1] + [0] * 8)
+    dataset = make_sequences(
+        tokens, 10, 9, batch_size=5, seed=0, drop_remainder=True
+    )
+    _, targets, weights = _collect_sequences(dataset)
+    assert targets.shape == (10, 9)
+    assert np.unique(targets[weights == 1]).size == weights.sum()
+
+
+def test_corpus_sequences():
+    from keras_memnet.tokenizers import WordVocabulary
+
+    text = "a b c d e f g h i j k l"
+    vocab = WordVocabulary.from_text(text)
+    ids = vocab.encode(text)
+    corpus = Corpus(ids, ids[:0], ids[:6], vocab)
+    inputs, targets, weights = _collect_sequences(
+        corpus.sequences("train", 3, 4, 2, shuffle=False, pad_start=True,
+                         short_context=True)
+    )
+    expected = _reference_sequences(ids, 3, 4, pad_start=True,
+                                    short_context=True)
+    np.testing.assert_array_equal(inputs, expected[0])
+    np.testing.assert_array_equal(targets, expected[1])
+    np.testing.assert_array_equal(weights, expected[2])
+    assert corpus.num_sequences("train", 3, 4, pad_start=True) == 3
+    assert corpus.num_sequences("test", 3, 4) == 1
+    with pytest.raises(ValueError, match="'valid' split of this corpus is "
+                       "empty, so it has no sequences"):
+        corpus.sequences("valid", 3, 4, 2)
+    with pytest.raises(ValueError, match="`split_name` must be one of"):
+        corpus.sequences("dev", 3, 4, 2)
+
+
+def test_sequence_errors():
+    with pytest.raises(ValueError, match="empty"):
+        make_sequences(np.zeros(0, np.int32), 3, 4, 2)
+    with pytest.raises(ValueError, match=r"has 5 tokens, fewer than the "
+                       r"memory_size \+ 1 = 6 needed for one target"):
+        make_sequences(np.arange(5), 5, 4, 2)
+    with pytest.raises(ValueError, match=r"fewer than the 2 needed for one "
+                       r"target with `memory_size`=5 and pad_start=True"):
+        make_sequences(np.arange(1), 5, 4, 2, pad_start=True)
+    with pytest.raises(ValueError, match="< `vocabulary_size`=5. Got a "
+                       "maximum of 9"):
+        make_sequences(np.arange(10), 3, 4, 2, vocabulary_size=5)
+    with pytest.raises(ValueError, match=">= 0"):
+        make_sequences(np.array([1, -1, 2, 3]), 2, 4, 2)
+    with pytest.raises(ValueError, match="integer ids"):
+        make_sequences(np.arange(10.0), 2, 4, 2)
+    with pytest.raises(ValueError, match="1-D"):
+        make_sequences(np.zeros((3, 3), np.int32), 2, 4, 2)
+    with pytest.raises(ValueError, match="`memory_size` must be an integer"):
+        make_sequences(np.arange(10), 0, 4, 2)
+    with pytest.raises(ValueError, match="`sequence_length` must be an "
+                       "integer >= 1. Got: 0"):
+        make_sequences(np.arange(10), 2, 0, 2)
+    with pytest.raises(ValueError, match="`sequence_length` must be an "
+                       "integer"):
+        make_sequences(np.arange(10), 2, 4.0, 2)
+    with pytest.raises(ValueError, match="`batch_size` must be an integer"):
+        make_sequences(np.arange(10), 2, 4, True)
+    with pytest.raises(ValueError, match=r"has 2 sequences of "
+                       r"`sequence_length`=4, fewer than `batch_size`=3 "
+                       r"with drop_remainder=True"):
+        make_sequences(np.arange(10), 2, 4, 3, drop_remainder=True)

@@ -3,7 +3,9 @@
 import keras
 import numpy as np
 
+from keras_memnet.datasets.windows import count_sequences
 from keras_memnet.datasets.windows import count_windows
+from keras_memnet.datasets.windows import make_sequences
 from keras_memnet.datasets.windows import make_windows
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -16,7 +18,9 @@ class Corpus:
     Returned by `text8()`, `text8_sample()` and `ptb()`. `windows()` turns a
     split into the `(context, next_token)` batches that `MemN2NLM.fit` and
     `evaluate` take, as in Sukhbaatar et al., "End-To-End Memory Networks"
-    (NeurIPS 2015, arXiv:1503.08895).
+    (NeurIPS 2015, arXiv:1503.08895); `sequences()` turns it into
+    `(inputs, targets, sample_weight)` rows of many targets each, for
+    training `MemN2NLM` in sequence form.
 
     Args:
         train: 1-D integer array of training token ids.
@@ -95,6 +99,15 @@ class Corpus:
             )
         return getattr(self, split_name)
 
+    def _nonempty_split(self, split_name, what):
+        tokens = self.split(split_name)
+        if tokens.size == 0:
+            raise ValueError(
+                f"The {split_name!r} split of this corpus is empty, so it has "
+                f"no {what}."
+            )
+        return tokens
+
     def windows(
         self,
         split_name,
@@ -113,12 +126,7 @@ class Corpus:
         default as many as the split has positions); `shuffle=False` is one
         sequential pass over every window, for `evaluate`.
         """
-        tokens = self.split(split_name)
-        if tokens.size == 0:
-            raise ValueError(
-                f"The {split_name!r} split of this corpus is empty, so it has "
-                "no windows."
-            )
+        tokens = self._nonempty_split(split_name, "windows")
         return make_windows(
             tokens,
             memory_size=memory_size,
@@ -135,6 +143,65 @@ class Corpus:
         """Number of window positions in a split."""
         return count_windows(
             self.split(split_name).size, memory_size, pad_start=pad_start
+        )
+
+    def sequences(
+        self,
+        split_name,
+        memory_size,
+        sequence_length,
+        batch_size,
+        shuffle=True,
+        seed=None,
+        pad_start=False,
+        short_context=False,
+        drop_remainder=False,
+    ):
+        """A `tf.data.Dataset` of `(inputs, targets, sample_weight)` batches
+        of a split, `sequence_length` targets per row.
+
+        See `keras_memnet.datasets.make_sequences` for the arguments. Every
+        target of the split is scored exactly once per epoch, with its full
+        `memory_size`-token context; `shuffle=True` draws a fresh order of
+        the rows every epoch, `shuffle=False` keeps them in order, for
+        `evaluate`.
+
+        Example:
+
+        >>> from keras_memnet.tokenizers import WordVocabulary
+        >>> vocab = WordVocabulary.from_text("a b c d a b c d")
+        >>> ids = vocab.encode("a b c d a b c d")
+        >>> corpus = Corpus(ids, ids[:0], ids, vocab)
+        >>> inputs, targets, weights = next(iter(corpus.sequences(
+        ...     "train", 3, 4, 2, shuffle=False)))
+        >>> inputs.shape.as_list(), targets.shape.as_list()
+        ([2, 6], [2, 4])
+        >>> weights.numpy().tolist()
+        [[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]]
+        """
+        tokens = self._nonempty_split(split_name, "sequences")
+        return make_sequences(
+            tokens,
+            memory_size=memory_size,
+            sequence_length=sequence_length,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            pad_start=pad_start,
+            short_context=short_context,
+            drop_remainder=drop_remainder,
+            vocabulary_size=self.vocabulary.size,
+        )
+
+    def num_sequences(
+        self, split_name, memory_size, sequence_length, pad_start=False
+    ):
+        """Number of `sequences()` rows of a split."""
+        return count_sequences(
+            self.split(split_name).size,
+            memory_size,
+            sequence_length,
+            pad_start=pad_start,
         )
 
     def get_config(self):

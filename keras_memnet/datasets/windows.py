@@ -1,10 +1,16 @@
-"""Lazy sliding-window `tf.data` pipeline for next-token language modelling.
+"""Lazy `tf.data` pipelines for next-token language modelling.
 
-Window `i` is `tokens[i - memory_size:i]` (oldest first) followed by the
-target `tokens[i]`. Windows are never materialised as a `(n, memory_size)`
-array: the pipeline batches window end positions and gathers each batch's
-contexts from one constant copy of the token array, so its memory stays
-within a small multiple of the token array.
+`make_windows`: window `i` is `tokens[i - memory_size:i]` (oldest first)
+followed by the target `tokens[i]`, one target per row.
+
+`make_sequences`: chunk `k` holds `sequence_length` consecutive targets and
+the `memory_size + sequence_length - 1` tokens that precede them, so a model
+that reads every `memory_size`-token window of the row (`MemN2NLM` "in
+sequence form") scores all of its targets at once.
+
+Neither windows nor chunks are ever materialised: the pipelines batch
+positions and gather each batch from one constant copy of the token array,
+so their memory stays within a small multiple of the token array.
 """
 
 import math
@@ -69,37 +75,11 @@ def make_windows(
     """
     memory_size = _positive_int(memory_size, "memory_size")
     batch_size = _positive_int(batch_size, "batch_size")
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 1:
-        raise ValueError(
-            f"`tokens` must be a 1-D array of token ids. Got shape "
-            f"{tokens.shape}."
-        )
-    if tokens.size == 0:
-        raise ValueError("`tokens` is empty: the corpus has no tokens.")
-    if not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(
-            f"`tokens` must hold integer ids. Got dtype {tokens.dtype}."
-        )
+    tokens = _check_tokens(
+        tokens, memory_size, pad_start, vocabulary_size, "one window"
+    )
     num_tokens = int(tokens.size)
     first_target = 1 if pad_start else memory_size
-    if num_tokens < first_target + 1:
-        needed = "2" if pad_start else f"memory_size + 1 = {memory_size + 1}"
-        raise ValueError(
-            f"The corpus has {num_tokens} tokens, fewer than the {needed} "
-            f"needed for one window with `memory_size`={memory_size}"
-            f"{' and pad_start=True' if pad_start else ''}."
-        )
-    low, high = int(tokens.min()), int(tokens.max())
-    if low < 0:
-        raise ValueError(f"Token ids must be >= 0. Got a minimum of {low}.")
-    if vocabulary_size is not None and high >= vocabulary_size:
-        raise ValueError(
-            f"Token ids must be < `vocabulary_size`={vocabulary_size}. Got a "
-            f"maximum of {high}."
-        )
-    if high > np.iinfo(np.int32).max:
-        raise ValueError(f"Token ids must fit in int32. Got {high}.")
     num_positions = num_tokens - first_target
     if num_windows is None:
         num_windows = num_positions
@@ -188,6 +168,211 @@ def count_windows(num_tokens, memory_size, pad_start=False):
     """Number of window positions in a corpus of `num_tokens` tokens."""
     first_target = 1 if pad_start else memory_size
     return max(0, int(num_tokens) - first_target)
+
+
+def make_sequences(
+    tokens,
+    memory_size,
+    sequence_length,
+    batch_size,
+    shuffle=True,
+    seed=None,
+    pad_start=False,
+    short_context=False,
+    drop_remainder=False,
+    vocabulary_size=None,
+):
+    """Makes a `tf.data.Dataset` of `(inputs, targets, sample_weight)` batches.
+
+    For training a memory-network language model "in sequence form": a
+    model that maps ids of shape `(batch, memory_size + sequence_length - 1)`
+    to one prediction per `memory_size`-token window, `(batch,
+    sequence_length, vocabulary)`, output `t` reading input positions
+    `t .. t + memory_size - 1` (oldest first) and predicting the token that
+    follows them, as `MemN2NLM` does on longer inputs.
+
+    With `M = memory_size` and `T = sequence_length`, the targets start at
+    `first_target = M` (or 1 with `pad_start`) and are cut into chunks of
+    `T`: chunk `k` has targets `tokens[p:p + T]` and inputs
+    `tokens[p - M:p + T - 1]` with `p = first_target + k * T`. Consecutive
+    chunks overlap by `M - 1` input tokens, so every target is scored exactly
+    once per epoch, always with its full `M`-token context (as the window
+    `make_windows` gives it). The last chunk may be partial: its inputs and
+    targets are right-padded with id 0 and the padded targets get
+    `sample_weight` 0 (real targets 1).
+
+    - `shuffle=True`: the chunks come in a fresh random order every epoch
+      (reproducible given `seed`).
+    - `shuffle=False`: the chunks in order, for `evaluate`.
+
+    `short_context=True` zeroes (pads) every input before `p - 1` in every
+    chunk, so the chunk's first target reads 1 real token, the next 2, and
+    so on up to `M`; targets from `M - 1` on keep their full context. A
+    model that starts with near-uniform attention over many memory slots
+    gets a diluted gradient towards the most recent tokens; short contexts
+    concentrate it (see `RandomWindows` in `examples/train_char_memn2n.py`),
+    and a character model may not learn at all without them. The fraction
+    of short-context targets is `(M - 1) / T`, so `T` sets the mix; keep
+    `short_context=False` for evaluation.
+
+    Args:
+        tokens: 1-D integer array of token ids.
+        memory_size: int >= 1, the context length `M`.
+        sequence_length: int >= 1, the number of targets `T` per row.
+        batch_size: int >= 1, rows per batch.
+        shuffle: bool, a fresh chunk order each epoch (`True`) or
+            sequential order.
+        seed: int or None, seed of the chunk order.
+        pad_start: bool. If True, the corpus is left-padded with
+            `memory_size` ids 0 and targets start at position 1, so every
+            token but the first is scored. If False, targets start at
+            position `memory_size`.
+        short_context: bool, pad the first `M - 1` inputs of every row (see
+            above).
+        drop_remainder: bool, drop a last partial batch of rows. (A last
+            partial row is kept, with its zero-weight padding.)
+        vocabulary_size: int or None. If given, ids must lie in
+            `[0, vocabulary_size)`.
+
+    Returns:
+        A `tf.data.Dataset` of `(inputs, targets, sample_weight)`: `inputs`
+        int32 of shape `(batch, memory_size + sequence_length - 1)`,
+        `targets` int32 of shape `(batch, sequence_length)` and
+        `sample_weight` float32 of the same shape. The batch dimension is
+        static when `drop_remainder=True`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> dataset = make_sequences(np.arange(1, 11), memory_size=3,
+    ...                          sequence_length=4, batch_size=2,
+    ...                          shuffle=False)
+    >>> inputs, targets, weights = next(iter(dataset))
+    >>> inputs.numpy().tolist()
+    [[1, 2, 3, 4, 5, 6], [5, 6, 7, 8, 9, 10]]
+    >>> targets.numpy().tolist()
+    [[4, 5, 6, 7], [8, 9, 10, 0]]
+    >>> weights.numpy().tolist()
+    [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]]
+    """
+    memory_size = _positive_int(memory_size, "memory_size")
+    sequence_length = _positive_int(sequence_length, "sequence_length")
+    batch_size = _positive_int(batch_size, "batch_size")
+    tokens = _check_tokens(
+        tokens, memory_size, pad_start, vocabulary_size, "one target"
+    )
+    num_tokens = int(tokens.size)
+    first_target = 1 if pad_start else memory_size
+    num_chunks = count_sequences(
+        num_tokens, memory_size, sequence_length, pad_start=pad_start
+    )
+    num_batches = (
+        num_chunks // batch_size
+        if drop_remainder
+        else math.ceil(num_chunks / batch_size)
+    )
+    if num_batches == 0:
+        raise ValueError(
+            f"The corpus has {num_chunks} sequences of `sequence_length`="
+            f"{sequence_length}, fewer than `batch_size`={batch_size} with "
+            "drop_remainder=True: no batch is left."
+        )
+
+    # One int32 copy of the corpus lives in the graph: with `pad_start` it is
+    # preceded by `memory_size` pad ids, and it is followed by
+    # `sequence_length - 1` pad ids that fill the last chunk's tail.
+    offset = memory_size if pad_start else 0
+    padded = np.zeros(num_tokens + offset + sequence_length - 1, np.int32)
+    padded[offset : offset + num_tokens] = tokens
+    corpus = tf.constant(padded)
+    input_length = memory_size + sequence_length - 1
+    input_offsets = tf.range(-memory_size, sequence_length - 1, dtype=tf.int64)
+    target_offsets = tf.range(sequence_length, dtype=tf.int64)
+    # Input slots kept by `short_context`: the last `sequence_length`, from
+    # the token just before the first target on.
+    keep = np.ones(input_length, np.int32)
+    if short_context:
+        keep[: memory_size - 1] = 0
+    keep = tf.constant(keep)
+    rows = batch_size if drop_remainder else None
+
+    def gather(chunks):
+        # First target position of each chunk, in the original token array.
+        starts = first_target + chunks * sequence_length
+        positions = starts[:, None] + target_offsets[None, :]
+        inputs = tf.gather(
+            corpus, starts[:, None] + offset + input_offsets[None, :]
+        )
+        if short_context:
+            inputs = inputs * keep[None, :]
+        targets = tf.gather(corpus, positions + offset)
+        weights = tf.cast(positions < num_tokens, tf.float32)
+        # Static shapes for backends that compile per shape.
+        return (
+            tf.ensure_shape(inputs, [rows, input_length]),
+            tf.ensure_shape(targets, [rows, sequence_length]),
+            tf.ensure_shape(weights, [rows, sequence_length]),
+        )
+
+    chunks = tf.data.Dataset.range(num_chunks)
+    if shuffle:
+        # A buffer of every chunk index: a full permutation, redrawn every
+        # epoch. Only the int64 indices are shuffled, never the chunks.
+        chunks = chunks.shuffle(
+            num_chunks, seed=seed, reshuffle_each_iteration=True
+        )
+    dataset = chunks.batch(batch_size, drop_remainder=drop_remainder).map(
+        gather, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def count_sequences(num_tokens, memory_size, sequence_length, pad_start=False):
+    """Number of `make_sequences` rows (chunks) of a corpus of `num_tokens`
+    tokens, the last one possibly partial."""
+    first_target = 1 if pad_start else memory_size
+    num_targets = max(0, int(num_tokens) - first_target)
+    return math.ceil(num_targets / int(sequence_length))
+
+
+def _check_tokens(tokens, memory_size, pad_start, vocabulary_size, what):
+    """Validates a 1-D integer token array with at least one target.
+
+    `what` names the unit in the too-short message ("one window", ...).
+    Returns the tokens as a NumPy array (not copied).
+    """
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1:
+        raise ValueError(
+            f"`tokens` must be a 1-D array of token ids. Got shape "
+            f"{tokens.shape}."
+        )
+    if tokens.size == 0:
+        raise ValueError("`tokens` is empty: the corpus has no tokens.")
+    if not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(
+            f"`tokens` must hold integer ids. Got dtype {tokens.dtype}."
+        )
+    num_tokens = int(tokens.size)
+    first_target = 1 if pad_start else memory_size
+    if num_tokens < first_target + 1:
+        needed = "2" if pad_start else f"memory_size + 1 = {memory_size + 1}"
+        raise ValueError(
+            f"The corpus has {num_tokens} tokens, fewer than the {needed} "
+            f"needed for {what} with `memory_size`={memory_size}"
+            f"{' and pad_start=True' if pad_start else ''}."
+        )
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0:
+        raise ValueError(f"Token ids must be >= 0. Got a minimum of {low}.")
+    if vocabulary_size is not None and high >= vocabulary_size:
+        raise ValueError(
+            f"Token ids must be < `vocabulary_size`={vocabulary_size}. Got a "
+            f"maximum of {high}."
+        )
+    if high > np.iinfo(np.int32).max:
+        raise ValueError(f"Token ids must fit in int32. Got {high}.")
+    return tokens
 
 
 def _positive_int(value, name):

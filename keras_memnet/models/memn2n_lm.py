@@ -78,10 +78,22 @@ class MemN2NLM(keras.Model):
             left).
         **kwargs: other keyword arguments of `keras.Model` (`name`, `dtype`).
 
-    Input: int token ids `(batch, memory_size)`, oldest first.
-    Output: next-token logits `(batch, vocabulary_size)`; with
-    `output="adaptive"`, float32 log-probabilities (also logits: their
-    softmax is the distribution itself).
+    Two forms of the same model, with the same weights:
+
+    - **Window form.** Input: int token ids `(batch, memory_size)`, oldest
+      first. Output: next-token logits `(batch, vocabulary_size)`.
+    - **Sequence form**, for training and evaluation. Input: ids
+      `(batch, memory_size + T - 1)`. Output: `(batch, T, vocabulary_size)`,
+      where output `t` predicts the token after input position
+      `t + memory_size - 1` from the `memory_size` ids ending there: exactly
+      the window form on that window, but every token is embedded once and
+      the hops are matrix products over the whole sequence, so every token
+      of the batch is a target at a fraction of the cost.
+      `Corpus.sequences` makes such batches. With `dropout`, a token's
+      embedding is dropped alike in every window that reads it.
+
+    With `output="adaptive"` the outputs are float32 log-probabilities (also
+    logits: their softmax is the distribution itself).
 
     Example:
 
@@ -99,6 +111,9 @@ class MemN2NLM(keras.Model):
     contexts = np.random.randint(1, 50, size=(64, 8))
     targets = np.random.randint(1, 50, size=(64,))
     model.fit(contexts, targets, epochs=1, verbose=0)
+    # Sequence form: 8 + 20 - 1 ids per row give 20 predictions per row.
+    ids = np.random.randint(1, 50, size=(16, 8 + 20))
+    model.fit(ids[:, :-1], ids[:, 8:], epochs=1, verbose=0)
     model.generate(contexts[:1], max_length=5)  # five new token ids
     ```
     """
@@ -291,26 +306,17 @@ class MemN2NLM(keras.Model):
     def call(self, token_ids, training=False):
         self._check_input_shape(token_ids.shape)
         token_ids = ops.cast(token_ids, "int32")
-        memory_mask = ops.not_equal(token_ids, 0)
-        memories = [
-            self.dropout_layer(
-                encoding(embedding(token_ids)), training=training
+        if token_ids.shape[1] is None:
+            raise ValueError(
+                "MemN2NLM needs the length of its input known when traced: "
+                "it decides between the window form (memory_size ids) and "
+                "the sequence form (more ids). Received: shape="
+                f"{tuple(token_ids.shape)}."
             )
-            for embedding, encoding in zip(
-                self.memory_embeddings, self.temporal_encodings
-            )
-        ]
-        state = ops.full(
-            (ops.shape(token_ids)[0], self.embedding_dim),
-            self.query_value,
-            dtype=self.compute_dtype,
-        )
-        for k in range(self.hops):
-            if self.weight_tying == "layerwise":
-                hop, keys, values = self.memory_hops[0], *memories
-            else:
-                hop, keys, values = self.memory_hops[k], *memories[k : k + 2]
-            state = hop(state, keys, values, mask=memory_mask)
+        if token_ids.shape[1] == self.memory_size:
+            state = self._read_window(token_ids, training)
+        else:
+            state = self._read_sequence(token_ids, training)
         state = self.dropout_layer(state, training=training)
         if self.output_mode == "adaptive":
             log_probs = self.output_projection(state)
@@ -326,8 +332,70 @@ class MemN2NLM(keras.Model):
         # Keep the softmax in float32 under mixed precision.
         return ops.cast(logits, "float32")
 
+    def _hops(self):
+        """`(hop, keys index, values index)` of each hop in order."""
+        if self.weight_tying == "layerwise":
+            return [(self.memory_hops[0], 0, 1)] * self.hops
+        return [(self.memory_hops[k], k, k + 1) for k in range(self.hops)]
+
+    def _read_window(self, token_ids, training):
+        """The final state for one window per row: `(batch, dim)`."""
+        memory_mask = ops.not_equal(token_ids, 0)
+        memories = [
+            self.dropout_layer(
+                encoding(embedding(token_ids)), training=training
+            )
+            for embedding, encoding in zip(
+                self.memory_embeddings, self.temporal_encodings
+            )
+        ]
+        state = ops.full(
+            (ops.shape(token_ids)[0], self.embedding_dim),
+            self.query_value,
+            dtype=self.compute_dtype,
+        )
+        for hop, keys, values in self._hops():
+            state = hop(
+                state, memories[keys], memories[values], mask=memory_mask
+            )
+        return state
+
+    def _read_sequence(self, token_ids, training):
+        """The final state for every window of a sequence: `(batch, T, dim)`.
+
+        Each token is embedded once, and the slot encodings enter the
+        hops' scores and reads directly (see `MemoryHop`'s sequence form).
+        Dropout therefore drops units of a token's embedding for every
+        window that reads it, not separately per window.
+        """
+        memory_mask = ops.not_equal(token_ids, 0)
+        memories = [
+            self.dropout_layer(embedding(token_ids), training=training)
+            for embedding in self.memory_embeddings
+        ]
+        encodings = [encoding.embeddings for encoding in self.temporal_encodings]
+        num_windows = token_ids.shape[1] - self.memory_size + 1
+        state = ops.full(
+            (ops.shape(token_ids)[0], num_windows, self.embedding_dim),
+            self.query_value,
+            dtype=self.compute_dtype,
+        )
+        for hop, keys, values in self._hops():
+            state = hop(
+                state,
+                memories[keys],
+                memories[values],
+                mask=memory_mask,
+                key_encodings=encodings[keys],
+                value_encodings=encodings[values],
+            )
+        return state
+
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.vocabulary_size)
+        if input_shape[1] == self.memory_size:
+            return (input_shape[0], self.vocabulary_size)
+        num_windows = input_shape[1] - self.memory_size + 1
+        return (input_shape[0], num_windows, self.vocabulary_size)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
@@ -341,6 +409,8 @@ class MemN2NLM(keras.Model):
             return super().compute_loss(
                 x, y, y_pred, sample_weight, training=training
             )
+        # Sequence form: every window of every row is one target.
+        state = ops.reshape(state, (-1, self.embedding_dim))
         nll = self.output_projection.negative_log_likelihood(state, y)
         if sample_weight is not None:
             nll = nll * ops.reshape(ops.cast(sample_weight, nll.dtype), (-1,))
@@ -369,12 +439,14 @@ class MemN2NLM(keras.Model):
         return loss.reduction
 
     def _check_input_shape(self, shape):
-        if len(shape) != 2 or shape[-1] not in (None, self.memory_size):
+        if len(shape) != 2 or (
+            shape[-1] is not None and shape[-1] < self.memory_size
+        ):
             raise ValueError(
                 "MemN2NLM expects token ids of shape (batch, memory_size="
-                f"{self.memory_size}). Received: shape={tuple(shape)}. "
-                "Pass contexts of exactly memory_size tokens (left-pad short "
-                "ones with 0)."
+                f"{self.memory_size}) for one window per row, or (batch, "
+                "memory_size + T - 1) for T windows per row. Received: "
+                f"shape={tuple(shape)}. Left-pad short contexts with 0."
             )
 
     def _check_token_ids(self, token_ids):
@@ -423,15 +495,38 @@ class MemN2NLM(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_token_ids(x)
+        self._use_functions_for_length(x)
+        validation_data = kwargs.get("validation_data")
+        if validation_data is not None and not isinstance(
+            validation_data, (list, tuple)
+        ):
+            self._use_functions_for_length(validation_data, "test_function")
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_token_ids(x)
+        self._use_functions_for_length(x, "test_function")
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         self._check_token_ids(x)
+        self._use_functions_for_length(x, "predict_function")
         return super().predict(x, *args, **kwargs)
+
+    def _use_functions_for_length(self, x, *names):
+        """Drops compiled functions traced for another input length.
+
+        The form (window or sequence) follows from the static input length.
+        TensorFlow retraces a function for a second length with that length
+        unknown, so a new function is made for each new length instead.
+        """
+        length = _input_length(x)
+        lengths = self.__dict__.setdefault("_function_lengths", {})
+        for name in names or ("train_function", "test_function"):
+            if length is not None and lengths.get(name, length) != length:
+                setattr(self, name, None)
+            if length is not None:
+                lengths[name] = length
 
     def generate(
         self,
@@ -595,6 +690,19 @@ class _DecoderCache:
                 model, make_sampler(), model.memory_size
             )
         return self.decoders[key]
+
+
+def _input_length(x):
+    """The static length of token ids given as an array or a dataset."""
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        shape = getattr(spec, "shape", None)
+        return None if shape is None or len(shape) != 2 else shape[1]
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) != 2:
+        return None
+    return shape[1]
 
 
 def _left_pad(rows):

@@ -3,6 +3,9 @@ import keras
 from keras_memnet.callbacks.gradient_norm_clipping import GradientNormClipping
 from keras_memnet.callbacks.plateau_annealing import PlateauAnnealing
 
+# Targets per row of the sequence form; see the class docstring.
+DEFAULT_SEQUENCE_LENGTH = 16
+
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
 class MemN2NLMRecipe:
@@ -28,12 +31,44 @@ class MemN2NLMRecipe:
     loss makes steps 128 times too small, which is the likely reason an
     earlier TensorFlow study of this model trained so badly.
 
+    **Sequence form** (`sequence_length=T`, for `Corpus.sequences`): a
+    batch of `batch_size` rows holds `batch_size * T` targets, and Keras
+    averages the loss over all of them. The paper's step applied to the
+    summed loss of that batch is, on Keras's mean,
+
+    ```
+    learning_rate = 0.01 * batch_size * T   (20.48 at 128 rows of 16)
+    max_norm      = 50 / (batch_size * T)
+    ```
+
+    Per target this is the window recipe's step: without clipping, one
+    sequence step equals the sum of the `T` window-batch steps it holds,
+    taken from the same weights (the gradient is linear in the targets;
+    `tests/test_recipe.py` checks it). And, as in the paper, no step is
+    longer than `0.01 * 50 = 0.5`. The paper's gradients are clipped on
+    nearly every step, though, so training moves by about that much per
+    step, and a step of a sequence batch is far less noisy than one of 128
+    random windows (neighbouring targets share most of their context): at
+    the full rate the first epoch diverges. `sequence_lr_scale` multiplies
+    the rate; its default, 0.25, is the largest of the values tried that
+    trained stably, chosen on validation perplexity only (`docs/RESULTS.md`,
+    "Sequence-form learning rate"). With fewer, larger steps per epoch,
+    plain SGD then needs more epochs than the window form; the measured
+    trade-off is in the same section.
+
     For adaptive optimizers (`"adagrad"`, `"adam"`) the step size does not
     scale with the loss in the same way, so their usual learning rates are
     used unless given; clipping is still converted.
 
     Args:
-        batch_size: int >= 1. Defaults to `128`.
+        batch_size: int >= 1, rows (windows or sequences) per batch.
+            Defaults to `128`.
+        sequence_length: int >= 1 or `None`. Targets per row in the
+            sequence form (`Corpus.sequences`); `None` is the window form
+            (`Corpus.windows`). Defaults to `DEFAULT_SEQUENCE_LENGTH`.
+        sequence_lr_scale: float > 0, multiplies the per-target matched
+            SGD rate of the sequence form. Defaults to
+            `DEFAULT_SEQUENCE_LR_SCALE`.
         summed_learning_rate: the paper's rate, for the summed loss. Defaults
             to `0.01`.
         summed_max_norm: the paper's clip, for the summed loss. Defaults to
@@ -58,11 +93,12 @@ class MemN2NLMRecipe:
 
     recipe = MemN2NLMRecipe(batch_size=128)
     recipe.learning_rate, recipe.max_norm  # (1.28, 0.390625)
+    sequences = MemN2NLMRecipe(batch_size=128, sequence_length=100)
     model = MemN2NLM(vocabulary_size=1000, memory_size=20)
     model.compile(
         optimizer=recipe.optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[Perplexity(from_logits=True)],
+        weighted_metrics=[Perplexity(from_logits=True)],
     )
     # model.fit(train, validation_data=valid, epochs=100,
     #           callbacks=recipe.callbacks())
@@ -71,10 +107,14 @@ class MemN2NLMRecipe:
 
     OPTIMIZERS = ("sgd", "adagrad", "adam")
     DEFAULT_ADAPTIVE_LEARNING_RATES = {"adagrad": 0.05, "adam": 1e-3}
+    DEFAULT_SEQUENCE_LENGTH = DEFAULT_SEQUENCE_LENGTH
+    DEFAULT_SEQUENCE_LR_SCALE = 0.25
 
     def __init__(
         self,
         batch_size=128,
+        sequence_length=DEFAULT_SEQUENCE_LENGTH,
+        sequence_lr_scale=None,
         summed_learning_rate=0.01,
         summed_max_norm=50.0,
         anneal_factor=1.5,
@@ -91,6 +131,25 @@ class MemN2NLMRecipe:
         if batch_size < 1:
             raise ValueError(
                 f"`batch_size` must be an integer >= 1. Received: {batch_size}"
+            )
+        if sequence_length is not None and (
+            isinstance(sequence_length, bool)
+            or not isinstance(sequence_length, int)
+            or sequence_length < 1
+        ):
+            raise ValueError(
+                "`sequence_length` must be None or an integer >= 1. "
+                f"Received: {sequence_length!r}"
+            )
+        if sequence_lr_scale is None:
+            sequence_lr_scale = self.DEFAULT_SEQUENCE_LR_SCALE
+        if (
+            not isinstance(sequence_lr_scale, (int, float))
+            or not sequence_lr_scale > 0
+        ):
+            raise ValueError(
+                "`sequence_lr_scale` must be a number > 0. "
+                f"Received: {sequence_lr_scale!r}"
             )
         if optimizer not in self.OPTIMIZERS:
             raise ValueError(
@@ -114,17 +173,22 @@ class MemN2NLMRecipe:
             )
         self.weight_decay = weight_decay
         self.batch_size = batch_size
+        self.sequence_length = sequence_length
+        self.sequence_lr_scale = float(sequence_lr_scale)
         self.summed_learning_rate = summed_learning_rate
         self.summed_max_norm = summed_max_norm
         self.anneal_factor = anneal_factor
         self.summed_min_learning_rate = summed_min_learning_rate
         self.optimizer_name = optimizer
         self.monitor = monitor
-        self.max_norm = summed_max_norm / batch_size
+        targets_per_step = batch_size * (sequence_length or 1)
+        self.max_norm = summed_max_norm / targets_per_step
         if learning_rate is not None:
             self.learning_rate = float(learning_rate)
         elif optimizer == "sgd":
-            self.learning_rate = summed_learning_rate * batch_size
+            self.learning_rate = summed_learning_rate * targets_per_step
+            if sequence_length is not None:
+                self.learning_rate *= sequence_lr_scale
         else:
             self.learning_rate = self.DEFAULT_ADAPTIVE_LEARNING_RATES[optimizer]
         # The floor keeps its ratio to the starting rate.
@@ -158,6 +222,8 @@ class MemN2NLMRecipe:
     def get_config(self):
         return {
             "batch_size": self.batch_size,
+            "sequence_length": self.sequence_length,
+            "sequence_lr_scale": self.sequence_lr_scale,
             "summed_learning_rate": self.summed_learning_rate,
             "summed_max_norm": self.summed_max_norm,
             "anneal_factor": self.anneal_factor,
@@ -175,6 +241,7 @@ class MemN2NLMRecipe:
     def __repr__(self):
         return (
             f"MemN2NLMRecipe(optimizer={self.optimizer_name!r}, "
-            f"batch_size={self.batch_size}, learning_rate={self.learning_rate:g}"
+            f"batch_size={self.batch_size}, "
+            f"sequence_length={self.sequence_length}, learning_rate={self.learning_rate:g}"
             f", max_norm={self.max_norm:g}, min_lr={self.min_learning_rate:g})"
         )

@@ -27,11 +27,19 @@ def train_memn2n_lm(
 ):
     """Trains a `MemN2NLM` on a corpus with the paper's recipe.
 
-    The steps of Sukhbaatar et al., 2015, section 5, in Keras: random
-    training windows each epoch, the recipe's optimizer, gradient clipping and
-    plateau annealing (`MemN2NLMRecipe`), and early stopping on the
-    validation split with the best weights restored, so that the test split
-    is never used to choose anything. Then the perplexity of every split.
+    The steps of Sukhbaatar et al., 2015, section 5, in Keras: the recipe's
+    optimizer, gradient clipping and plateau annealing (`MemN2NLMRecipe`),
+    and early stopping on the validation split with the best weights
+    restored, so that the test split is never used to choose anything. Then
+    the perplexity of every split.
+
+    With a recipe in the sequence form (`recipe.sequence_length`, the
+    default) every training token is a target once per epoch, in chunks of
+    `sequence_length` targets in a fresh random order
+    (`Corpus.sequences`), and evaluation reads the splits the same way;
+    the perplexities equal those of the window form. With
+    `sequence_length=None` the recipe trains on random windows
+    (`Corpus.windows`), as the paper describes it.
 
     Args:
         corpus: a `keras_memnet.datasets.Corpus` with a non-empty validation
@@ -43,8 +51,9 @@ def train_memn2n_lm(
             stopping.
         seed: int, seeds Keras, the initialisation and the windows.
         callbacks: more Keras callbacks.
-        train_windows: int or `None`, random training windows per epoch;
-            `None` draws as many as the training split has positions.
+        train_windows: int or `None`, random training windows per epoch in
+            the window form; `None` draws as many as the training split has
+            positions. Only for `recipe.sequence_length=None`.
         evaluate: the splits whose perplexity is measured at the end.
         verbose: Keras verbosity for `fit`.
         **model_kwargs: other `MemN2NLM` arguments.
@@ -73,6 +82,12 @@ def train_memn2n_lm(
             "need one. Carve one from training (e.g. `valid_fraction=0.05`)."
         )
     recipe = recipe or MemN2NLMRecipe()
+    if train_windows is not None and recipe.sequence_length is not None:
+        raise ValueError(
+            "`train_windows` applies only to the window form; this recipe "
+            f"trains sequences of {recipe.sequence_length} targets. Use "
+            "MemN2NLMRecipe(sequence_length=None) for random windows."
+        )
     keras.utils.set_random_seed(seed)
     started = time.time()
     model = MemN2NLM(
@@ -87,22 +102,31 @@ def train_memn2n_lm(
     model.compile(
         optimizer=recipe.optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[Perplexity(from_logits=True)],
+        weighted_metrics=[Perplexity(from_logits=True)],
     )
 
-    def windows(split_name, shuffle, num_windows=None):
-        return corpus.windows(
+    def batches(split_name, shuffle):
+        if recipe.sequence_length is None:
+            return corpus.windows(
+                split_name,
+                memory_size=memory_size,
+                batch_size=recipe.batch_size,
+                shuffle=shuffle,
+                num_windows=train_windows if shuffle else None,
+                seed=seed,
+            )
+        return corpus.sequences(
             split_name,
             memory_size=memory_size,
+            sequence_length=recipe.sequence_length,
             batch_size=recipe.batch_size,
             shuffle=shuffle,
-            num_windows=num_windows,
             seed=seed,
         )
 
     history = model.fit(
-        windows("train", shuffle=True, num_windows=train_windows),
-        validation_data=windows("valid", shuffle=False),
+        batches("train", shuffle=True),
+        validation_data=batches("valid", shuffle=False),
         epochs=epochs,
         callbacks=recipe.callbacks(verbose=verbose)
         + [
@@ -114,14 +138,14 @@ def train_memn2n_lm(
             )
         ]
         + list(callbacks),
-        # The random-window dataset is already shuffled.
+        # The datasets shuffle themselves, reproducibly from `seed`.
         shuffle=False,
         verbose=verbose,
     )
     perplexity = {
         split_name: float(
             model.evaluate(
-                windows(split_name, shuffle=False), return_dict=True, verbose=0
+                batches(split_name, shuffle=False), return_dict=True, verbose=0
             )["perplexity"]
         )
         for split_name in evaluate
