@@ -4,7 +4,7 @@ from keras_memnet.callbacks.gradient_norm_clipping import GradientNormClipping
 from keras_memnet.callbacks.plateau_annealing import PlateauAnnealing
 
 # Targets per row of the sequence form; see the class docstring.
-DEFAULT_SEQUENCE_LENGTH = 16
+DEFAULT_SEQUENCE_LENGTH = 4
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
@@ -37,8 +37,8 @@ class MemN2NLMRecipe:
     summed loss of that batch is, on Keras's mean,
 
     ```
-    learning_rate = 0.01 * batch_size * T   (20.48 at 128 rows of 16)
-    max_norm      = 50 / (batch_size * T)
+    learning_rate = 0.01 * batch_size * T   (5.12 at 128 rows of 4)
+    max_norm      = 50 / (batch_size * T)   (0.098)
     ```
 
     Per target this is the window recipe's step: without clipping, one
@@ -46,15 +46,15 @@ class MemN2NLMRecipe:
     taken from the same weights (the gradient is linear in the targets;
     `tests/test_recipe.py` checks it). And, as in the paper, no step is
     longer than `0.01 * 50 = 0.5`. The paper's gradients are clipped on
-    nearly every step, though, so training moves by about that much per
-    step, and a step of a sequence batch is far less noisy than one of 128
-    random windows (neighbouring targets share most of their context): at
-    the full rate the first epoch diverges. `sequence_lr_scale` multiplies
-    the rate; its default, 0.25, is the largest of the values tried that
-    trained stably, chosen on validation perplexity only (`docs/RESULTS.md`,
-    "Sequence-form learning rate"). With fewer, larger steps per epoch,
-    plain SGD then needs more epochs than the window form; the measured
-    trade-off is in the same section.
+    nearly every step, so training moves by about that much per step, and
+    a sequence batch of `T` neighbouring targets per row is less noisy than
+    as many random windows: its steps add up more coherently. At the
+    default `T = 4` (512 targets a step, 4 times the paper's batch) the
+    paper's step trains as it should; with longer rows it overshoots
+    (`T = 25`: the first epoch diverges; `T = 16`: a scale of 0.25 beat
+    0.5 on validation). `sequence_lr_scale` multiplies the rate for such
+    rows. Longer rows are faster per token but take fewer steps per epoch;
+    the measured trade-off is in `docs/RESULTS.md` ("Sequence form").
 
     For adaptive optimizers (`"adagrad"`, `"adam"`) the step size does not
     scale with the loss in the same way, so their usual learning rates are
@@ -91,9 +91,10 @@ class MemN2NLMRecipe:
     from keras_memnet.metrics import Perplexity
     from keras_memnet.recipes import MemN2NLMRecipe
 
+    windows = MemN2NLMRecipe(batch_size=128, sequence_length=None)
+    windows.learning_rate, windows.max_norm  # (1.28, 0.390625)
     recipe = MemN2NLMRecipe(batch_size=128)
-    recipe.learning_rate, recipe.max_norm  # (1.28, 0.390625)
-    sequences = MemN2NLMRecipe(batch_size=128, sequence_length=100)
+    recipe.sequence_length  # 4: the sequence form, by default
     model = MemN2NLM(vocabulary_size=1000, memory_size=20)
     model.compile(
         optimizer=recipe.optimizer(),
@@ -108,7 +109,7 @@ class MemN2NLMRecipe:
     OPTIMIZERS = ("sgd", "adagrad", "adam")
     DEFAULT_ADAPTIVE_LEARNING_RATES = {"adagrad": 0.05, "adam": 1e-3}
     DEFAULT_SEQUENCE_LENGTH = DEFAULT_SEQUENCE_LENGTH
-    DEFAULT_SEQUENCE_LR_SCALE = 0.25
+    DEFAULT_SEQUENCE_LR_SCALE = 1.0
 
     def __init__(
         self,
