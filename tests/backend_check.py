@@ -17,6 +17,12 @@ from test_memn2n_lm import argmax_without_padding  # noqa: E402
 from test_memn2n_lm import numpy_forward  # noqa: E402
 from test_memory_hop import numpy_hop  # noqa: E402
 from test_memory_hop import random_inputs  # noqa: E402
+from test_memn2n_lm import (  # noqa: E402
+    test_evaluate_perplexity_is_the_same_for_windows_and_sequences,
+)
+from test_recipe import (  # noqa: E402
+    test_sequence_step_is_the_sum_of_its_window_steps,
+)
 
 from keras_memnet.callbacks import GradientNormClipping  # noqa: E402
 from keras_memnet.callbacks import PlateauAnnealing  # noqa: E402
@@ -137,4 +143,13 @@ with tempfile.TemporaryDirectory() as folder:
     np.testing.assert_array_equal(
         restored.predict(ids[:10], verbose=0), model.predict(ids[:10], verbose=0)
     )
+# Gradients: one sequence-form SGD step equals the sum of its window steps;
+# and evaluation gives the same perplexity in both forms.
+test_sequence_step_is_the_sum_of_its_window_steps()
+test_evaluate_perplexity_is_the_same_for_windows_and_sequences(
+    "layerwise", "softmax"
+)
+test_evaluate_perplexity_is_the_same_for_windows_and_sequences(
+    "adjacent", "adaptive"
+)
 print("backend check passed:", keras.config.backend())
