@@ -89,6 +89,17 @@ def parse_args(argv=None):
     parser.add_argument("--train-tokens", type=int, default=None,
                         help="train on only the first N training tokens "
                         "(default: all; --fast: 50,000)")
+    parser.add_argument("--optimizer", choices=("sgd", "adagrad", "adam"),
+                        default="sgd",
+                        help="MemN2NLM's optimizer (default: the paper's "
+                        "SGD recipe)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="MemN2NLM's learning rate on the mean loss "
+                        "(default: the recipe's)")
+    parser.add_argument("--models", default="memn2n,lstm",
+                        help="comma-separated: memn2n, lstm (default: both)")
+    parser.add_argument("--section", default="text8-12m",
+                        help="the section of --results-doc to write")
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--ablation-minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
@@ -160,6 +171,8 @@ def train_memn2n(corpus, hops, minutes, args):
     recipe = MemN2NLMRecipe(
         batch_size=128,
         sequence_length=None if window_form else args.sequence_length,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
     )
     run = train_memn2n_lm(
         corpus,
@@ -293,8 +306,13 @@ def main(argv=None):
     print(f"{corpus.vocabulary.size:,} ids (with <pad>), "
           f"{corpus.train.size:,} training words")
     print(f"MemN2NLM trains in the {form_description(args)}.")
+    models = args.models.split(",")
+    if not models or set(models) - {"memn2n", "lstm"}:
+        raise SystemExit(f"--models: use memn2n and/or lstm, not {models}")
     memn2n = train_memn2n(corpus, args.hops, args.minutes, args)
-    lstm = train_lstm(corpus, memn2n["parameters"], args)
+    main_results = [memn2n]
+    if "lstm" in models:
+        main_results.append(train_lstm(corpus, memn2n["parameters"], args))
     ablation = []
     if args.ablation:
         for hops in (1, 2, 3, 4, 6):
@@ -306,7 +324,7 @@ def main(argv=None):
         f"| Kneser-Ney trigram | - | {KNESER_NEY_TRIGRAM} |",
     ] + [
         f"| {r['model']} | {r['parameters']:,} | {r['test_perplexity']:.1f} |"
-        for r in (memn2n, lstm)
+        for r in main_results
     ]
     if ablation:
         lines += ["", f"Hops ablation ({args.ablation_minutes:g} minutes each):",
@@ -316,15 +334,16 @@ def main(argv=None):
     table = "\n".join(lines)
     print("\n" + table)
     with open(os.path.join(args.output_dir, "results.json"), "w") as file:
-        json.dump({"main": [memn2n, lstm], "ablation": ablation}, file,
+        json.dump({"main": main_results, "ablation": ablation}, file,
                   indent=1)
-    images = plot([memn2n, lstm], ablation, args.output_dir)
+    images = plot(main_results, ablation, args.output_dir)
     if args.results_doc:
         folder = os.path.relpath(args.output_dir,
                                  os.path.dirname(args.results_doc) or ".")
         section = "\n".join(
             [
-                "## MemN2NLM against an LSTM on the 12 MB text8 prefix",
+                "## MemN2NLM against an LSTM on the 12 MB text8 prefix"
+                + ("" if args.section == "text8-12m" else f": {args.section}"),
                 "",
                 f"Command: `{command_line()}`  ",
                 f"Machine: {machine_description()}.",
@@ -343,7 +362,7 @@ def main(argv=None):
             ]
             + [f"![{name}]({folder}/{name})" for name in images]
         )
-        update_section(args.results_doc, "text8-12m", section)
+        update_section(args.results_doc, args.section, section)
 
 
 if __name__ == "__main__":

@@ -21,19 +21,50 @@ test characters: those from position `memory_size` on, each with the
 them as a burn-in).
 
 The memory network trains with `keras_memnet.recipes.MemN2NLMRecipe`
-(global gradient-norm clipping and plateau annealing of the learning rate,
-batch 128) with Adam at 2e-3 by default: in pilots of 300 steps, the
-recipe's SGD (1.28 on the mean loss) and Adam on plain windows both stayed
-at the unigram level (about 4.1 BPC), the earlier study's failure. What
-made it learn is cutting half of each batch's contexts to a random shorter
-length (`RandomWindows`, `--short-context-fraction`): see that class for
-why. The LSTM trains with Adam on random 100-character sequences.
+(global gradient-norm clipping and plateau annealing of the learning rate)
+with Adam at 2e-3 by default: in pilots of 300 steps, the recipe's SGD
+(1.28 on the mean loss) and Adam on plain windows both stayed at the
+unigram level (about 4.1 BPC), the earlier study's failure. What made it
+learn is short contexts: a share of the training targets sees only the
+last few characters (`--short-context-fraction`; see `RandomWindows` for
+why). The LSTM trains with Adam on random 100-character sequences.
+
+Two training forms for CharMemN2N (`--form`):
+
+- `sequence` (default): `MemN2NLM`'s sequence form. A row holds
+  `M + T - 1` characters (`M = --memory-size`, `T = --sequence-length`) and
+  the model scores all `T` of its windows at once, output `t` predicting
+  the character after input position `t + M - 1` from the `M` before it.
+  Rows come from `keras_memnet.datasets.make_sequences` in a fresh random
+  order every pass over the training split. With a short-context fraction
+  `f > 0` (`short_context=True`) the first `M - 1` inputs of every row are
+  padded, so a row's first `M - 1` targets see 1, 2, ..., `M - 1` real
+  characters and the rest their full `M`: `f = (M - 1) / T`, so the
+  fraction sets `T = round((M - 1) / f)` (798 for `M = 400`, `f = 0.5`)
+  unless `--sequence-length` is given (then the fraction is only an on/off
+  switch and the effective one, `(M - 1) / T`, is printed). The short
+  lengths are uniform on 1..M-1 here, log-uniform in the window form.
+  Rows per batch: per hop the sequence form holds a `(batch, T, M + T - 1)`
+  float32 score tensor (and its softmax, kept for the backward pass); the
+  default batch is the largest power of two up to 128 that keeps it under
+  100 MB, 16 for `M = 400`, `T = 798` (16 * 798 * 1197 * 4 bytes = 61 MB;
+  12,768 targets per step).
+- `window`: one `M`-character window per row, 128 rows a batch, half of
+  each batch's contexts cut to a random log-uniform length
+  (`RandomWindows`; `make_windows` with `--short-context-fraction 0`), as
+  the first 20-minute run trained.
+
+Validation and test are scored in the sequence form in both cases (rows of
+`--eval-sequence-length` targets, full contexts, no short-context padding):
+the same numbers as windows, computed faster.
 
 Run from the repository root (each model on the backend that trained it
-fastest on a 2-core CPU; `--models` picks one):
+fastest on a 2-core CPU; `--models` picks one; `--results-json` writes the
+results with the form and sequence length):
 
     KERAS_BACKEND=jax python examples/train_char_memn2n.py --models memn2n \\
-        --minutes 20 --output runs/char_memn2n.keras
+        --minutes 20 --output runs/char_memn2n.keras \\
+        --results-json runs/char_memn2n.json
     KERAS_BACKEND=tensorflow python examples/train_char_memn2n.py \\
         --models lstm --minutes 20
 
@@ -42,6 +73,7 @@ smoke test).
 """
 
 import argparse
+import json
 import math
 import pathlib
 import time
@@ -49,6 +81,7 @@ import time
 import keras
 import numpy as np
 
+from keras_memnet.datasets import make_sequences
 from keras_memnet.datasets import make_windows
 from keras_memnet.datasets import text8
 from keras_memnet.datasets import text8_sample
@@ -75,6 +108,17 @@ SAMPLE_SPLIT = {
     "test": (960_000, None),
 }
 LN2 = math.log(2.0)
+FORMS = ("sequence", "window")
+# Window form: rows per batch (the paper's batch) and the clip of the first
+# 20-minute run, the paper's 50 on the summed loss of 128 windows.
+WINDOW_BATCH_SIZE = 128
+WINDOW_MAX_NORM = 50.0 / WINDOW_BATCH_SIZE
+# Sequence form: the most bytes of one hop's float32 scores
+# `(batch, T, M + T - 1)`, and the most rows, that the default batch allows.
+SCORES_BYTES_PER_HOP = 100 * 10**6
+MAX_SEQUENCE_BATCH_SIZE = 128
+EVAL_SCORES_BYTES_PER_HOP = 100 * 10**6
+MAX_EVAL_BATCH_SIZE = 256
 
 
 class TrainingTimeLimit(keras.callbacks.Callback):
@@ -165,6 +209,16 @@ class RandomSequences(keras.utils.PyDataset):
         return rows[:, :-1], rows[:, 1:]
 
 
+def sequence_batch_size(memory_size, sequence_length, budget, limit):
+    """The largest power of two `batch <= limit` whose per-hop scores,
+    `batch * T * (M + T - 1)` float32, fit in `budget` bytes (at least 1)."""
+    row_bytes = 4 * sequence_length * (memory_size + sequence_length - 1)
+    batch = 1
+    while batch * 2 <= limit and batch * 2 * row_bytes <= budget:
+        batch *= 2
+    return batch
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=None,
@@ -180,7 +234,28 @@ def parse_args(argv=None):
     parser.add_argument("--hops", type=int, default=12)
     parser.add_argument("--memory-size", type=int, default=400)
     parser.add_argument("--embedding-dim", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--form", choices=FORMS, default="sequence",
+                        help="CharMemN2N's training form: sequence (rows of "
+                        "M+T-1 characters, T targets each, from "
+                        "make_sequences) or window (random M-character "
+                        "windows, RandomWindows); default: sequence")
+    parser.add_argument("--sequence-length", type=int, default=None,
+                        help="targets per training row T (sequence form "
+                        "only); default: round((M-1) / "
+                        "--short-context-fraction), so that fraction of the "
+                        "targets gets short contexts (798 for M=400 and 0.5;"
+                        " 2(M-1) with the fraction 0)")
+    parser.add_argument("--eval-sequence-length", type=int, default=None,
+                        help="targets per row of the validation and test "
+                        "rows, scored in the sequence form with full "
+                        "contexts (default: M/2; any value gives the same "
+                        "BPC)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="CharMemN2N rows per batch; default: 128 "
+                        "windows (window form); in the sequence form the "
+                        "largest power of two up to 128 that keeps one "
+                        "hop's (batch, T, M+T-1) float32 scores under 100 "
+                        "MB (16 for M=400, T=798: 61 MB)")
     parser.add_argument("--optimizer", choices=MemN2NLMRecipe.OPTIMIZERS,
                         default="adam")
     parser.add_argument("--lr", type=float, default=None,
@@ -188,11 +263,23 @@ def parse_args(argv=None):
                         "for adam, else the recipe's (1.28 for sgd at batch "
                         "128, 0.05 for adagrad)")
     parser.add_argument("--short-context-fraction", type=float, default=0.5,
-                        help="fraction of each CharMemN2N batch whose "
-                        "contexts are cut to a random log-uniform length "
-                        "(0: plain random windows from the tf.data pipeline)")
-    parser.add_argument("--steps-per-epoch", type=int, default=250,
-                        help="training steps between validations")
+                        help="fraction of CharMemN2N's training targets "
+                        "that see a shorter context (0: none). Window form: "
+                        "that share of each batch's contexts is cut to a "
+                        "random log-uniform length (0: plain random windows "
+                        "from the tf.data pipeline). Sequence form: any "
+                        "value > 0 pads the first M-1 inputs of every row "
+                        "(make_sequences' short_context), so a row's first "
+                        "M-1 targets see 1..M-1 characters; the fraction "
+                        "(M-1)/T is set through the default "
+                        "--sequence-length")
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="training steps between validations (default: "
+                        "250 in the window form, 25 in the sequence form, "
+                        "whose steps hold about 100 times the targets)")
+    parser.add_argument("--results-json", default=None,
+                        help="write the results (with the training form and "
+                        "sequence length) to this JSON file")
     parser.add_argument("--valid-chars", type=int, default=20_000)
     parser.add_argument("--eval-chars", type=int, default=200_000,
                         help="test characters scored (0: the whole split)")
@@ -211,6 +298,15 @@ def parse_args(argv=None):
                         help="tiny models, a few steps, the bundled sample")
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
+    if not 0.0 <= args.short_context_fraction <= 1.0:
+        parser.error("--short-context-fraction must be in [0, 1]")
+    if args.form == "window" and args.sequence_length is not None:
+        parser.error("--sequence-length applies only to --form sequence")
+    for name in ("sequence_length", "eval_sequence_length", "batch_size",
+                 "steps_per_epoch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.fast:
         args.hops, args.memory_size, args.embedding_dim = 2, 32, 16
         args.max_steps = args.max_steps or 30
@@ -227,7 +323,64 @@ def parse_args(argv=None):
         args.lr = 2e-3
     if args.lstm_minutes is None:
         args.lstm_minutes = args.minutes
+    memory_size = args.memory_size
+    if args.form == "sequence":
+        if args.sequence_length is None:
+            # The share of short-context targets is (M - 1) / T.
+            fraction = args.short_context_fraction or 0.5
+            args.sequence_length = max(
+                1, round((memory_size - 1) / fraction)
+            )
+        if args.batch_size is None:
+            args.batch_size = sequence_batch_size(
+                memory_size, args.sequence_length, SCORES_BYTES_PER_HOP,
+                MAX_SEQUENCE_BATCH_SIZE,
+            )
+        if args.steps_per_epoch is None:
+            args.steps_per_epoch = 25
+    else:
+        if args.batch_size is None:
+            args.batch_size = WINDOW_BATCH_SIZE
+        if args.steps_per_epoch is None:
+            args.steps_per_epoch = 250
+    if args.eval_sequence_length is None:
+        args.eval_sequence_length = max(1, memory_size // 2)
+    args.eval_batch_size = sequence_batch_size(
+        memory_size, args.eval_sequence_length, EVAL_SCORES_BYTES_PER_HOP,
+        MAX_EVAL_BATCH_SIZE,
+    )
     return args
+
+
+def short_fraction(args):
+    """The share of CharMemN2N's training targets with short contexts."""
+    if args.form == "window" or args.short_context_fraction == 0:
+        return args.short_context_fraction
+    return min(1.0, (args.memory_size - 1) / args.sequence_length)
+
+
+def form_description(args):
+    if args.form == "sequence":
+        return (
+            f"sequence form: {args.batch_size} rows of "
+            f"{args.sequence_length} targets "
+            f"({args.batch_size * args.sequence_length:,} a step), "
+            f"short-context fraction {short_fraction(args):.3g}"
+        )
+    return (f"window form: {args.batch_size} windows a step, short-context "
+            f"fraction {args.short_context_fraction:g}")
+
+
+def eval_sequences(tokens, args):
+    """Every target of `tokens` from `memory_size` on, each with its full
+    context, in the sequence form (zero-weight padding at the end)."""
+    return make_sequences(
+        tokens,
+        memory_size=args.memory_size,
+        sequence_length=args.eval_sequence_length,
+        batch_size=args.eval_batch_size,
+        shuffle=False,
+    )
 
 
 def load_corpus(args):
@@ -331,28 +484,70 @@ def main(argv=None):
     parameters = model.count_params()
 
     if "memn2n" in args.models:
+        sequence_form = args.form == "sequence"
+        if sequence_form and args.optimizer != "sgd":
+            # Adam (and Adagrad) keep the window form's clip on the mean
+            # gradient, 50/128. The recipe's sequence conversion would clip
+            # at 50 / (batch * T) (0.0039 at 16 rows of 798), about 100
+            # times lower: a mean over ~100 times more targets is less
+            # noisy, but its norm is not ~100 times smaller, so nearly
+            # every step would be clipped hard, which for Adam means
+            # normalised gradients, not the window run's optimizer. At
+            # 50/128 the clip stays a guard against outliers, as in the
+            # window form. The learning rate (--lr, 2e-3) needs no
+            # per-target scaling for Adam: the loss is a mean either way.
+            # `summed_max_norm` is the clip on the summed loss of a step's
+            # batch * T targets; this value makes the mean-loss clip
+            # (`recipe.max_norm`) exactly 50/128.
+            summed_max_norm = (
+                WINDOW_MAX_NORM * args.batch_size * args.sequence_length
+            )
+        else:
+            # The window form, and SGD in the sequence form: the recipe's
+            # own conversion (the paper's 50 on the summed loss; for SGD the
+            # paper's step per target, see `MemN2NLMRecipe`; long rows may
+            # need a smaller --lr).
+            summed_max_norm = 50.0
         recipe = MemN2NLMRecipe(
             batch_size=args.batch_size,
-            # The window form: this example trains on `make_windows`.
-            sequence_length=None,
+            sequence_length=args.sequence_length if sequence_form else None,
+            summed_max_norm=summed_max_norm,
             optimizer=args.optimizer,
             learning_rate=args.lr,
         )
         print(f"\nCharMemN2N: {args.hops} hops, memory {memory_size}, "
               f"{args.embedding_dim} dims, {parameters:,} parameters; "
-              f"{recipe}; short-context fraction "
-              f"{args.short_context_fraction}")
+              f"{recipe}; {form_description(args)}; validation and test in "
+              f"the sequence form, rows of {args.eval_sequence_length} "
+              f"targets, batch {args.eval_batch_size}.")
+        # Weighted metrics: the last row of the sequence form is padded with
+        # zero-weight targets, which must not count.
         model.compile(
             optimizer=recipe.optimizer(),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[BitsPerCharacter(from_logits=True)],
+            weighted_metrics=[BitsPerCharacter(from_logits=True)],
         )
         limit = TrainingTimeLimit(args.minutes, args.max_steps)
-        if args.short_context_fraction > 0:
+        if sequence_form:
+            # A fresh random order of the training rows every pass; a fixed
+            # batch size (one compiled step), repeated over passes.
+            train_data = make_sequences(
+                corpus.train,
+                memory_size=memory_size,
+                sequence_length=args.sequence_length,
+                batch_size=args.batch_size,
+                shuffle=True,
+                seed=args.seed,
+                short_context=args.short_context_fraction > 0,
+                drop_remainder=True,
+            ).repeat()
+            steps_per_epoch = args.steps_per_epoch
+        elif args.short_context_fraction > 0:
             train_data = RandomWindows(
                 corpus.train, memory_size, args.batch_size,
                 args.steps_per_epoch, args.seed, args.short_context_fraction,
             )
+            steps_per_epoch = None
         else:
             train_data = make_windows(
                 corpus.train,
@@ -361,36 +556,64 @@ def main(argv=None):
                 num_windows=args.steps_per_epoch * args.batch_size,
                 seed=args.seed,
             )
-        model.fit(
+            steps_per_epoch = None
+        history = model.fit(
             train_data,
             shuffle=False,
-            validation_data=make_windows(
-                valid, memory_size, batch_size=256, shuffle=False
-            ),
+            steps_per_epoch=steps_per_epoch,
+            validation_data=eval_sequences(valid, args),
             epochs=1_000_000,
             callbacks=[limit] + recipe.callbacks(verbose=1),
             verbose=args.verbose,
         )
-        windows = limit.steps * args.batch_size
-        print(f"Trained {limit.steps:,} steps ({windows:,} windows) in "
-              f"{limit.elapsed:.0f} s.")
+        targets_per_step = args.batch_size * (
+            args.sequence_length if sequence_form else 1
+        )
+        trained_targets = limit.steps * targets_per_step
+        print(f"Trained {limit.steps:,} steps ({trained_targets:,} targets, "
+              f"{args.form} form) in {limit.elapsed:.0f} s.")
         evaluated = time.perf_counter()
         model.compile(
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[
+            weighted_metrics=[
                 BitsPerCharacter(from_logits=True),
                 Perplexity(from_logits=True),
             ],
         )
         scores = model.evaluate(
-            make_windows(test, memory_size, batch_size=256, shuffle=False),
-            return_dict=True,
-            verbose=0,
+            eval_sequences(test, args), return_dict=True, verbose=0
         )
         results.append(("CharMemN2N", scores["bits_per_character"],
-                        f"{limit.steps:,} steps, {limit.elapsed:.0f} s"))
+                        f"{limit.steps:,} steps, {limit.elapsed:.0f} s, "
+                        f"{args.form} form"
+                        + (f" (T={args.sequence_length})"
+                           if sequence_form else "")))
         print(f"Evaluated in {time.perf_counter() - evaluated:.0f} s "
               f"(perplexity metric {scores['perplexity']:.3f}).")
+        memn2n_record = {
+            "test_bits_per_character": float(scores["bits_per_character"]),
+            "test_perplexity": float(scores["perplexity"]),
+            "form": args.form,
+            "sequence_length": (
+                args.sequence_length if sequence_form else None
+            ),
+            "batch_size": args.batch_size,
+            "targets_per_step": targets_per_step,
+            "short_context_fraction": short_fraction(args),
+            "eval_sequence_length": args.eval_sequence_length,
+            "recipe": repr(recipe),
+            "hops": args.hops,
+            "memory_size": memory_size,
+            "embedding_dim": args.embedding_dim,
+            "parameters": parameters,
+            "steps": limit.steps,
+            "trained_targets": trained_targets,
+            "train_seconds": round(limit.elapsed, 1),
+            "valid_bits_per_character": [
+                round(float(value), 4) for value in
+                history.history.get("val_bits_per_character", [])
+            ],
+        }
         if args.output:
             model.save(args.output)
             print(f"Saved {args.output}.")
@@ -420,6 +643,13 @@ def main(argv=None):
         bits = lstm_test_bits(lstm, test, memory_size, memory_size - 1)
         results.append(("LSTM", bits,
                         f"{limit.steps:,} steps, {limit.elapsed:.0f} s"))
+        lstm_record = {
+            "test_bits_per_character": float(bits),
+            "units": units,
+            "parameters": lstm.count_params(),
+            "steps": limit.steps,
+            "train_seconds": round(limit.elapsed, 1),
+        }
 
     print(f"\nTest ({targets.size:,} characters):")
     print(f"  {'model':<28} {'BPC':>7} {'perplexity':>11}")
@@ -444,6 +674,22 @@ def main(argv=None):
             print(f"  prompt: ...{prompt[-60:]!r}")
             print(f"    ML: {greedy!r}")
             print(f"    RC: {sampled!r}")
+    if args.results_json:
+        record = {
+            "backend": keras.backend.backend(),
+            "corpus": corpus.name,
+            "scored_test_characters": int(targets.size),
+            "unigram_bits_per_character": results[0][1],
+            "args": {key: value for key, value in vars(args).items()},
+        }
+        if "memn2n" in args.models:
+            record["char_memn2n"] = memn2n_record
+        if "lstm" in args.models:
+            record["lstm"] = lstm_record
+        path = pathlib.Path(args.results_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"Wrote {path}.")
     print(f"\nDone in {time.perf_counter() - started:.0f} s.")
     return results
 

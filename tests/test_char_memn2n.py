@@ -202,14 +202,44 @@ def test_fit_on_the_text8_sample_learns_more_than_character_frequencies():
 
 
 @pytest.mark.slow
-def test_example_runs_fast():
+def test_example_runs_fast(tmp_path):
+    results_json = tmp_path / "char_memn2n.json"
     result = subprocess.run(
-        [sys.executable, "examples/train_char_memn2n.py", "--fast"],
+        [sys.executable, "examples/train_char_memn2n.py", "--fast",
+         "--results-json", str(results_json)],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    for expected in ("unigram", "CharMemN2N", "LSTM", "ML:", "RC:"):
+    for expected in ("unigram", "CharMemN2N", "LSTM", "ML:", "RC:",
+                     "sequence form: 128 rows of 62 targets"):
         assert expected in result.stdout
+    record = json.loads(results_json.read_text())
+    memn2n = record["char_memn2n"]
+    assert (memn2n["form"], memn2n["sequence_length"]) == ("sequence", 62)
+    assert memn2n["steps"] == 30 and "lstm" in record
+
+
+def test_example_forms_parse():
+    sys.path.insert(0, str(REPO_ROOT / "examples"))
+    import train_char_memn2n as example
+
+    # The sequence form by default: T = round((M - 1) / 0.5), so half of
+    # the targets get short contexts, and the largest power-of-two batch
+    # whose per-hop scores stay under 100 MB.
+    args = example.parse_args([])
+    assert (args.form, args.sequence_length, args.batch_size) == (
+        "sequence", 798, 16)
+    assert args.batch_size * 798 * (400 + 798 - 1) * 4 < 100 * 10**6
+    assert example.short_fraction(args) == 0.5
+    args = example.parse_args(["--short-context-fraction", "0.25"])
+    assert args.sequence_length == 1596
+    args = example.parse_args(["--fast"])
+    assert (args.form, args.sequence_length) == ("sequence", 62)
+    args = example.parse_args(["--form", "window"])
+    assert (args.sequence_length, args.batch_size, args.steps_per_epoch) == (
+        None, 128, 250)
+    with pytest.raises(SystemExit):
+        example.parse_args(["--form", "window", "--sequence-length", "10"])
