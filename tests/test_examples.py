@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from keras_memnet.recipes import MemN2NLMRecipe
+
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_T = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
 
 
 def run_example(name, *args, tmp_path):
@@ -34,9 +37,9 @@ def test_reproduce_study_fast(tmp_path):
     doc = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- BEGIN study512k -->" in doc and "ML:" in doc
     # The default is the sequence form, and the outputs say so.
-    assert "sequence form (16 targets per row" in doc
+    assert f"sequence form ({DEFAULT_T} targets per row" in doc
     (result,) = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert result["form"] == "sequence" and result["sequence_length"] == 16
+    assert result["form"] == "sequence" and result["sequence_length"] == DEFAULT_T
     assert len(result["test_curve"]) == result["epochs_run"]
 
 
@@ -47,7 +50,7 @@ def test_example_forms_parse(capsys):
 
     args = reproduce_study.parse_args(["--fast"])
     assert (args.form, args.sequence_length, args.train_windows) == (
-        "sequence", 16, None)
+        "sequence", DEFAULT_T, None)
     args = reproduce_study.parse_args(["--fast", "--form", "window"])
     assert (args.sequence_length, args.train_windows) == (None, 2048)
     with pytest.raises(SystemExit):
@@ -56,7 +59,7 @@ def test_example_forms_parse(capsys):
         capsys.readouterr().err)
     args = text8_benchmark.parse_args(["--data", "x", "--fast"])
     assert (args.form, args.sequence_length, args.train_tokens) == (
-        "sequence", 16, 50_000)
+        "sequence", DEFAULT_T, 50_000)
     assert args.lstm_sequence_length == 35
     args = text8_benchmark.parse_args(
         ["--data", "x", "--form", "window", "--windows-per-epoch", "1000"])
@@ -87,8 +90,9 @@ def test_text8_benchmark_fast(tmp_path, text8_prefix_path):
     assert "19,503 ids (with <pad>)" in output
     assert "| MemN2NLM (6 hops)" in output and "| Keras LSTM" in output
     assert "50,000 training words" in output
-    assert "MemN2NLM trains in the sequence form (16 targets" in output
+    assert f"MemN2NLM trains in the sequence form ({DEFAULT_T} targets" in (
+        output)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["main"][0]["form"] == "sequence"
-    assert "sequence_length=16" in results["main"][0]["recipe"]
+    assert f"sequence_length={DEFAULT_T}" in results["main"][0]["recipe"]
     assert "<!-- BEGIN text8-12m -->" in (tmp_path / "RESULTS.md").read_text()
