@@ -755,7 +755,7 @@ def print_targets(report, args):
     clip_lines = []
     for name in results:
         bare = name.replace("full", "full-noclip", 1)
-        if "noclip" in name or bare not in results:
+        if "noclip" in name or bare == name or bare not in results:
             continue
         cost = ratios[f"{bare}/{name}"] - 1
         target = (f" (target <= {CLIP_TARGET:.0%}: "
