@@ -497,9 +497,9 @@ class MemN2NLM(keras.Model):
         self._check_token_ids(x)
         self._use_functions_for_length(x)
         validation_data = kwargs.get("validation_data")
-        if validation_data is not None and not isinstance(
-            validation_data, (list, tuple)
-        ):
+        if isinstance(validation_data, (list, tuple)) and validation_data:
+            validation_data = validation_data[0]
+        if validation_data is not None:
             self._use_functions_for_length(validation_data, "test_function")
         return super().fit(x, y, *args, **kwargs)
 
