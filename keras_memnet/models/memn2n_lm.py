@@ -313,10 +313,7 @@ class MemN2NLM(keras.Model):
                 "the sequence form (more ids). Received: shape="
                 f"{tuple(token_ids.shape)}."
             )
-        if token_ids.shape[1] == self.memory_size:
-            state = self._read_window(token_ids, training)
-        else:
-            state = self._read_sequence(token_ids, training)
+        state = self._final_state(token_ids, training)
         state = self.dropout_layer(state, training=training)
         if self.output_mode == "adaptive":
             log_probs = self.output_projection(state)
@@ -332,55 +329,46 @@ class MemN2NLM(keras.Model):
         # Keep the softmax in float32 under mixed precision.
         return ops.cast(logits, "float32")
 
-    def _hops(self):
-        """`(hop, keys index, values index)` of each hop in order."""
-        if self.weight_tying == "layerwise":
-            return [(self.memory_hops[0], 0, 1)] * self.hops
-        return [(self.memory_hops[k], k, k + 1) for k in range(self.hops)]
+    def _final_state(self, token_ids, training):
+        """The controller state after the last hop.
 
-    def _read_window(self, token_ids, training):
-        """The final state for one window per row: `(batch, dim)`."""
-        memory_mask = ops.not_equal(token_ids, 0)
-        memories = [
-            self.dropout_layer(
-                encoding(embedding(token_ids)), training=training
-            )
-            for embedding, encoding in zip(
-                self.memory_embeddings, self.temporal_encodings
-            )
-        ]
-        state = ops.full(
-            (ops.shape(token_ids)[0], self.embedding_dim),
-            self.query_value,
-            dtype=self.compute_dtype,
-        )
-        for hop, keys, values in self._hops():
-            state = hop(
-                state, memories[keys], memories[values], mask=memory_mask
-            )
-        return state
-
-    def _read_sequence(self, token_ids, training):
-        """The final state for every window of a sequence: `(batch, T, dim)`.
-
-        Each token is embedded once, and the slot encodings enter the
-        hops' scores and reads directly (see `MemoryHop`'s sequence form).
-        Dropout therefore drops units of a token's embedding for every
-        window that reads it, not separately per window.
+        Window form: one window per row, `(batch, dim)`; the slot encodings
+        are added to the embedded slots. Sequence form: every window of a
+        row, `(batch, T, dim)`; each token is embedded once and the slot
+        encodings enter the hops' scores and reads directly (see
+        `MemoryHop`'s sequence form), so dropout drops units of a token's
+        embedding for every window that reads it, not per window.
         """
         memory_mask = ops.not_equal(token_ids, 0)
-        memories = [
-            self.dropout_layer(embedding(token_ids), training=training)
-            for embedding in self.memory_embeddings
-        ]
-        encodings = [encoding.embeddings for encoding in self.temporal_encodings]
         num_windows = token_ids.shape[1] - self.memory_size + 1
+        if num_windows == 1:
+            memories = [
+                encoding(embedding(token_ids))
+                for embedding, encoding in zip(
+                    self.memory_embeddings, self.temporal_encodings
+                )
+            ]
+            encodings = [None] * len(memories)
+            state_shape = (ops.shape(token_ids)[0], self.embedding_dim)
+        else:
+            memories = [
+                embedding(token_ids) for embedding in self.memory_embeddings
+            ]
+            encodings = [e.embeddings for e in self.temporal_encodings]
+            state_shape = (
+                ops.shape(token_ids)[0], num_windows, self.embedding_dim
+            )
+        memories = [
+            self.dropout_layer(memory, training=training) for memory in memories
+        ]
         state = ops.full(
-            (ops.shape(token_ids)[0], num_windows, self.embedding_dim),
-            self.query_value,
-            dtype=self.compute_dtype,
+            state_shape, self.query_value, dtype=self.compute_dtype
         )
-        for hop, keys, values in self._hops():
+        for k in range(self.hops):
+            if self.weight_tying == "layerwise":
+                hop, keys, values = self.memory_hops[0], 0, 1
+            else:
+                hop, keys, values = self.memory_hops[k], k, k + 1
             state = hop(
                 state,
                 memories[keys],

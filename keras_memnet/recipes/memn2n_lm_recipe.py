@@ -243,6 +243,7 @@ class MemN2NLMRecipe:
         return (
             f"MemN2NLMRecipe(optimizer={self.optimizer_name!r}, "
             f"batch_size={self.batch_size}, "
-            f"sequence_length={self.sequence_length}, learning_rate={self.learning_rate:g}"
-            f", max_norm={self.max_norm:g}, min_lr={self.min_learning_rate:g})"
+            f"sequence_length={self.sequence_length}, "
+            f"learning_rate={self.learning_rate:g}, "
+            f"max_norm={self.max_norm:g}, min_lr={self.min_learning_rate:g})"
         )
