@@ -106,11 +106,7 @@ def make_windows(
         )
 
     if shuffle:
-        num_batches = (
-            num_windows // batch_size
-            if drop_remainder
-            else math.ceil(num_windows / batch_size)
-        )
+        num_batches = _count_batches(num_windows, batch_size, drop_remainder)
         if num_batches == 0:
             raise ValueError(
                 f"`num_windows`={num_windows} is smaller than `batch_size`="
@@ -140,11 +136,7 @@ def make_windows(
             random_positions, num_parallel_calls=tf.data.AUTOTUNE
         )
     else:
-        num_batches = (
-            num_positions // batch_size
-            if drop_remainder
-            else math.ceil(num_positions / batch_size)
-        )
+        num_batches = _count_batches(num_positions, batch_size, drop_remainder)
         if num_batches == 0:
             raise ValueError(
                 f"The corpus has {num_positions} window positions, fewer "
@@ -266,11 +258,7 @@ def make_sequences(
     num_chunks = count_sequences(
         num_tokens, memory_size, sequence_length, pad_start=pad_start
     )
-    num_batches = (
-        num_chunks // batch_size
-        if drop_remainder
-        else math.ceil(num_chunks / batch_size)
-    )
+    num_batches = _count_batches(num_chunks, batch_size, drop_remainder)
     if num_batches == 0:
         raise ValueError(
             f"The corpus has {num_chunks} sequences of `sequence_length`="
@@ -373,6 +361,14 @@ def _check_tokens(tokens, memory_size, pad_start, vocabulary_size, what):
     if high > np.iinfo(np.int32).max:
         raise ValueError(f"Token ids must fit in int32. Got {high}.")
     return tokens
+
+
+def _count_batches(count, batch_size, drop_remainder):
+    """Batches of `batch_size` from `count` rows, a partial last one kept
+    unless `drop_remainder`."""
+    if drop_remainder:
+        return count // batch_size
+    return math.ceil(count / batch_size)
 
 
 def _positive_int(value, name):

@@ -144,14 +144,6 @@ class MemN2NLMRecipe:
             )
         if sequence_lr_scale is None:
             sequence_lr_scale = self.DEFAULT_SEQUENCE_LR_SCALE
-        if (
-            not isinstance(sequence_lr_scale, (int, float))
-            or not sequence_lr_scale > 0
-        ):
-            raise ValueError(
-                "`sequence_lr_scale` must be a number > 0. "
-                f"Received: {sequence_lr_scale!r}"
-            )
         if optimizer not in self.OPTIMIZERS:
             raise ValueError(
                 f"`optimizer` must be one of {self.OPTIMIZERS}. "
@@ -161,6 +153,7 @@ class MemN2NLMRecipe:
             ("summed_learning_rate", summed_learning_rate),
             ("summed_max_norm", summed_max_norm),
             ("summed_min_learning_rate", summed_min_learning_rate),
+            ("sequence_lr_scale", sequence_lr_scale),
         ):
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {value!r}")
