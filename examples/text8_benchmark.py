@@ -33,7 +33,6 @@ import json
 import math
 import os
 import sys
-import time
 
 import keras
 import numpy as np
@@ -44,6 +43,7 @@ from results_doc import command_line  # noqa: E402
 from results_doc import machine_description  # noqa: E402
 from results_doc import update_section  # noqa: E402
 
+from keras_memnet.callbacks import TimeLimit  # noqa: E402
 from keras_memnet.datasets import Corpus  # noqa: E402
 from keras_memnet.datasets import text8  # noqa: E402
 from keras_memnet.metrics import Perplexity  # noqa: E402
@@ -137,26 +137,17 @@ def form_description(args):
             "between validations)")
 
 
-class WallClockLimit(keras.callbacks.Callback):
-    """Stops training after a wall-clock budget; records validation points."""
+class ValidationCurve(TimeLimit):
+    """`TimeLimit` that also records `(elapsed seconds, validation
+    perplexity)` at the end of every epoch."""
 
     def __init__(self, minutes):
-        super().__init__()
-        self.seconds = minutes * 60
-        self.curve = []  # (elapsed seconds, validation perplexity)
-
-    def on_train_begin(self, logs=None):
-        self.started = time.time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.time() - self.started > self.seconds:
-            self.model.stop_training = True
+        super().__init__(seconds=60 * minutes)
+        self.curve = []
 
     def on_epoch_end(self, epoch, logs=None):
-        elapsed = time.time() - self.started
-        self.curve.append((elapsed, float(logs["val_perplexity"])))
-        if elapsed > self.seconds:
-            self.model.stop_training = True
+        super().on_epoch_end(epoch, logs)
+        self.curve.append((self.elapsed, float(logs["val_perplexity"])))
 
 
 def best_weights_callback():
@@ -166,7 +157,7 @@ def best_weights_callback():
 
 
 def train_memn2n(corpus, hops, minutes, args):
-    clock = WallClockLimit(minutes)
+    clock = ValidationCurve(minutes)
     window_form = args.form == "window"
     recipe = MemN2NLMRecipe(
         batch_size=128,
@@ -241,7 +232,7 @@ def train_lstm(corpus, parameters, args):
     valid = sequences(corpus.valid, args.lstm_sequence_length)
     test = sequences(corpus.test, args.lstm_sequence_length)
     steps = max(1, args.windows_per_epoch // (32 * args.lstm_sequence_length))
-    clock = WallClockLimit(args.minutes)
+    clock = ValidationCurve(args.minutes)
     model.fit(
         *train, batch_size=32, epochs=10**6, steps_per_epoch=steps,
         validation_data=valid, verbose=args.verbose,

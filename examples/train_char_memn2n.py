@@ -86,6 +86,7 @@ import time
 import keras
 import numpy as np
 
+from keras_memnet.callbacks import TimeLimit
 from keras_memnet.datasets import make_sequences
 from keras_memnet.datasets import make_windows
 from keras_memnet.datasets import text8
@@ -124,31 +125,6 @@ SCORES_BYTES_PER_HOP = 100 * 10**6
 MAX_SEQUENCE_BATCH_SIZE = 128
 EVAL_SCORES_BYTES_PER_HOP = 100 * 10**6
 MAX_EVAL_BATCH_SIZE = 256
-
-
-class TrainingTimeLimit(keras.callbacks.Callback):
-    """Stops `fit` after the batch that passes a wall-clock limit or a step
-    count, and counts the steps."""
-
-    def __init__(self, minutes, max_steps=None):
-        super().__init__()
-        self.seconds = 60.0 * minutes
-        self.max_steps = max_steps
-        self.steps = 0
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        self.elapsed = time.perf_counter() - self.start
-        if self.elapsed > self.seconds or (
-            self.max_steps is not None and self.steps >= self.max_steps
-        ):
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        self.elapsed = time.perf_counter() - self.start
 
 
 class RandomWindows(keras.utils.PyDataset):
@@ -532,7 +508,7 @@ def main(argv=None):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             weighted_metrics=[BitsPerCharacter(from_logits=True)],
         )
-        limit = TrainingTimeLimit(args.minutes, args.max_steps)
+        limit = TimeLimit(60 * args.minutes, max_steps=args.max_steps)
         if sequence_form:
             # A fresh random order of the training rows every pass; a fixed
             # batch size (one compiled step), repeated over passes.
@@ -635,7 +611,7 @@ def main(argv=None):
             optimizer=keras.optimizers.Adam(args.lstm_lr, global_clipnorm=1.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-        limit = TrainingTimeLimit(args.lstm_minutes, args.max_steps)
+        limit = TimeLimit(60 * args.lstm_minutes, max_steps=args.max_steps)
         lstm.fit(
             RandomSequences(corpus.train, args.lstm_length,
                             args.lstm_batch_size, args.steps_per_epoch,

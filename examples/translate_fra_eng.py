@@ -51,7 +51,9 @@ import keras
 
 from keras_memnet.callbacks import GradientNormClipping
 from keras_memnet.callbacks import StepAnnealing
+from keras_memnet.callbacks import TimeLimit
 from keras_memnet.datasets import sentence_pairs
+from keras_memnet.metrics import corpus_bleu
 from keras_memnet.models import Seq2SeqTranslator
 
 DEFAULT_DATA = (
@@ -60,26 +62,6 @@ DEFAULT_DATA = (
     / "data"
     / "fra-eng.txt.gz"
 )
-
-
-class TrainingTimeLimit(keras.callbacks.Callback):
-    """Counts training steps and stops `fit` after the batch that passes a
-    wall-clock limit."""
-
-    def __init__(self, minutes):
-        super().__init__()
-        self.seconds = 60.0 * minutes
-        self.stopped_early = False
-        self.steps = 0
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if time.perf_counter() - self.start > self.seconds:
-            self.stopped_early = True
-            self.model.stop_training = True
 
 
 def parse_args():
@@ -139,7 +121,7 @@ def train_and_evaluate(args, reverse_source, train_pairs, test_sources,
         seed=args.seed,
     )
     steps_per_epoch = int(dataset.cardinality())
-    time_limit = TrainingTimeLimit(args.max_train_minutes)
+    time_limit = TimeLimit(60 * args.max_train_minutes)
     callbacks = [
         GradientNormClipping(args.clip_norm),
         StepAnnealing(
@@ -177,7 +159,7 @@ def train_and_evaluate(args, reverse_source, train_pairs, test_sources,
         start = time.perf_counter()
         hypotheses = model.translate(test_sources, **kwargs)
         seconds = time.perf_counter() - start
-        bleu = sentence_pairs.corpus_bleu(hypotheses, test_references)
+        bleu = corpus_bleu(hypotheses, test_references)
         result[f"bleu_{name}"] = round(bleu, 2)
         result[f"decode_seconds_{name}"] = round(seconds, 1)
         print(

@@ -6,13 +6,17 @@ The subpackages mirror keras-hub's layout:
 - `keras_memnet.layers`: `TemporalEncoding`, `MemoryHop`, `Seq2SeqLSTM`,
   `AdaptiveSoftmax`.
 - `keras_memnet.models`: `MemN2NLM`, `CharMemN2N`, `Seq2SeqTranslator`.
-- `keras_memnet.metrics`: `Perplexity`, `BitsPerCharacter`.
-- `keras_memnet.callbacks`: the paper's clipping and annealing schedule.
+- `keras_memnet.metrics`: `Perplexity`, `BitsPerCharacter`, `corpus_bleu`.
+- `keras_memnet.callbacks`: the paper's clipping and annealing schedule,
+  and a wall-clock `TimeLimit`.
 - `keras_memnet.recipes`: the paper's training settings, scaled for Keras,
   and `train_memn2n_lm`.
 - `keras_memnet.datasets`: text8, Penn Treebank and sentence pairs as
   `tf.data` pipelines.
-- `keras_memnet.tokenizers`: word and character vocabularies.
+- `keras_memnet.tokenizers`: word and character vocabularies, and the
+  tokenisation of sentence pairs.
+- `keras_memnet.presets`: `save_to_preset`, `load_preset` and
+  `list_presets`, in keras-hub's preset layout, and the shipped presets.
 """
 
 from keras_memnet import callbacks
@@ -20,6 +24,7 @@ from keras_memnet import datasets
 from keras_memnet import layers
 from keras_memnet import metrics
 from keras_memnet import models
+from keras_memnet import presets
 from keras_memnet import recipes
 from keras_memnet import saving
 from keras_memnet import tokenizers

@@ -4,7 +4,9 @@
 a `MemN2NLM` on the bundled first 1,024,000 bytes of text8 under the earlier
 study's protocol with the paper's recipe, prints perplexities and sample
 continuations, and saves a `.keras` file. `keras-memnet generate` continues
-a prompt with a saved model.
+a prompt with a saved model or a shipped preset, `keras-memnet evaluate`
+scores a text file, and `keras-memnet presets` lists the shipped presets
+with their measured figures.
 """
 
 import argparse
@@ -118,7 +120,7 @@ def build_parser():
         help="continue a prompt with a saved model; prints the most likely "
         "(ML) and a random-choice (RC) continuation side by side",
     )
-    generate.add_argument("--model", required=True, help="a .keras file")
+    _add_model_arguments(generate)
     generate.add_argument("--prompt", required=True)
     generate.add_argument("--max-length", type=int, default=20)
     generate.add_argument(
@@ -133,7 +135,45 @@ def build_parser():
     generate.add_argument("--top-p", type=float, default=0.9)
     generate.add_argument("--num-beams", type=int, default=5)
     generate.add_argument("--seed", type=int, default=None)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="perplexity (and bits per token) of a saved model or a preset "
+        "on a text file",
+    )
+    _add_model_arguments(evaluate)
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        help="a text file, plain or .gz; every token after the first "
+        "memory_size is scored with its full context",
+    )
+    evaluate.add_argument("--batch-size", type=int, default=16)
+
+    commands.add_parser(
+        "presets", help="list the shipped presets and their figures"
+    )
     return parser
+
+
+def _add_model_arguments(parser):
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a .keras file")
+    source.add_argument(
+        "--preset",
+        help="a shipped preset name (see `keras-memnet presets`) or a "
+        "preset directory",
+    )
+
+
+def _load(args):
+    if args.preset is not None:
+        from keras_memnet.presets import load_preset
+
+        return load_preset(args.preset)
+    from keras_memnet.saving import load_model
+
+    return load_model(args.model)
 
 
 def train(args):
@@ -199,9 +239,7 @@ def train(args):
 
 
 def generate(args):
-    from keras_memnet.saving import load_model
-
-    model = load_model(args.model)
+    model = _load(args)
     samplers = args.sampler or ["greedy", "random"]
     labels = {"greedy": "ML", "random": "RC"}
     print(f"Prompt: {args.prompt}")
@@ -221,12 +259,65 @@ def generate(args):
     return 0
 
 
+def evaluate(args):
+    import gzip
+    import os
+
+    from keras_memnet.models import CharMemN2N
+    from keras_memnet.models import MemN2NLM
+
+    if not os.path.isfile(args.data):
+        raise ValueError(f"No text file at --data {args.data!r}.")
+    model = _load(args)
+    if not isinstance(model, MemN2NLM):
+        raise ValueError(
+            f"`evaluate` scores language models; this is a "
+            f"{type(model).__name__}."
+        )
+    opener = gzip.open if args.data.endswith(".gz") else open
+    try:
+        with opener(args.data, "rt", encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"Cannot read --data {args.data!r}: {error}")
+    figures = model.evaluate_text(text, batch_size=args.batch_size)
+    unit = "character" if isinstance(model, CharMemN2N) else "token"
+    print(f"{figures['targets']:,} {unit}s scored")
+    print(f"  perplexity: {figures['perplexity']:.2f}")
+    print(f"  bits per {unit}: {figures['bits_per_token']:.3f}")
+    return 0
+
+
+def presets(args):
+    from keras_memnet.presets import list_presets
+
+    for name, metadata in sorted(list_presets().items()):
+        figures = metadata.get("figures") or {}
+        if "test_perplexity" in figures:
+            shown = (
+                f"test perplexity {figures['test_perplexity']:.1f} "
+                f"({figures['test_bits_per_token']:.3f} bits per token)"
+            )
+        else:
+            shown = "configuration only, no weights"
+        print(f"{name:<22} {metadata.get('parameter_count', 0):>11,} "
+              f"parameters  {shown}")
+        print(f"    {metadata.get('description', '')}")
+    return 0
+
+
+COMMANDS = {
+    "train": train,
+    "generate": generate,
+    "evaluate": evaluate,
+    "presets": presets,
+}
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "train":
-            return train(args)
-        return generate(args)
+        return COMMANDS[args.command](args)
     except ValueError as error:
         print(f"keras-memnet: error: {error}", file=sys.stderr)
         return 2

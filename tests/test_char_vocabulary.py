@@ -57,5 +57,5 @@ def test_validation():
         CharVocabulary("")
     with pytest.raises(ValueError, match="`min_count` must be"):
         CharVocabulary.from_text("a", min_count=0)
-    with pytest.raises(ValueError, match=r"\[0, 28\)"):
+    with pytest.raises(ValueError, match=r"\[0, 27\]"):
         CharVocabulary.text8().id_to_token(28)

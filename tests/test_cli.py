@@ -45,6 +45,49 @@ def test_generate_reports_bad_files_and_prompts(tmp_path, capsys):
     assert "not a Keras" in capsys.readouterr().err
 
 
+def test_presets_listed_with_their_figures(capsys):
+    assert main(["presets"]) == 0
+    output = capsys.readouterr().out
+    assert re.search(r"memn2n_text8_12m\s+8,828,850 parameters\s+test "
+                     r"perplexity 231\.9", output)
+    assert re.search(r"char_memn2n_text8\s+28,400 parameters\s+test "
+                     r"perplexity 5\.1 \(2\.357 bits", output)
+    assert "memn2n_ptb_paper" in output and "no weights" in output
+
+
+def test_generate_and_evaluate_with_a_shipped_preset(tmp_path, capsys):
+    assert main(["generate", "--preset", "char_memn2n_text8", "--prompt",
+                 "the history of the", "--max-length", "30",
+                 "--sampler", "greedy", "--sampler", "top_k",
+                 "--seed", "1"]) == 0
+    output = capsys.readouterr().out
+    greedy = re.search(r"greedy \(ML\)\s+(.*)", output).group(1)
+    assert len(greedy) >= 20 and set(greedy) <= set(" abcdefghijklmnopqrstuvwxyz")
+    text = tmp_path / "text.txt"
+    text.write_text("the history of the city is the history of its people "
+                    * 20)
+    assert main(["evaluate", "--preset", "char_memn2n_text8", "--data",
+                 str(text)]) == 0
+    output = capsys.readouterr().out
+    assert "1,010 characters scored" in output
+    # A trained character model, on plain English: well under the
+    # unigram's 4.1 bits per character.
+    bits = float(re.search(r"bits per character: ([\d.]+)", output).group(1))
+    assert bits < 3.0
+
+
+def test_evaluate_and_generate_report_bad_input(tmp_path, capsys):
+    assert main(["evaluate", "--preset", "char_memn2n_text8", "--data",
+                 str(tmp_path / "missing.txt")]) == 2
+    assert "No text file at --data" in capsys.readouterr().err
+    assert main(["generate", "--preset", "no_such_preset", "--prompt",
+                 "a"]) == 2
+    error = capsys.readouterr().err
+    assert "no_such_preset" in error and "memn2n_text8_12m" in error
+    with pytest.raises(SystemExit):
+        main(["generate", "--prompt", "a"])  # neither --model nor --preset
+
+
 def test_bad_flag_values_are_reported(capsys):
     assert main(["train", "--hops", "0", "--epochs", "1"]) == 2
     assert "hops" in capsys.readouterr().err

@@ -29,17 +29,25 @@ def random_ids(batch=4, low=1, seed=0):
     return np.random.default_rng(seed).integers(low, VOCAB, (batch, MEMORY))
 
 
-def numpy_forward(model, ids):
-    """The paper's layer-wise language model written out in NumPy."""
-    weights = {w.path.split("/", 1)[1]: keras.ops.convert_to_numpy(w)
-               for w in model.weights}
+def numpy_weights(model):
+    return {w.path.split("/", 1)[1]: keras.ops.convert_to_numpy(w)
+            for w in model.weights}
+
+
+def numpy_final_state(model, ids):
+    """The paper's layer-wise memory hops written out in NumPy.
+
+    `model`: a layer-wise `MemN2NLM` or `MemN2NBackbone`.
+    """
+    weights = numpy_weights(model)
     a = weights["memory_embedding_0/embeddings"][ids]
     a = a + weights["temporal_encoding_0/embeddings"]
     c = weights["memory_embedding_1/embeddings"][ids]
     c = c + weights["temporal_encoding_1/embeddings"]
     h = weights["memory_hop/query_kernel"]
     mask = ids != 0
-    u = np.full((len(ids), model.embedding_dim), 0.1, dtype="float32")
+    u = np.full((len(ids), model.embedding_dim), model.query_value,
+                dtype="float32")
     for _ in range(model.hops):
         scores = np.where(mask, np.einsum("bd,bmd->bm", u, a), -np.inf)
         # A window of padding only reads nothing (p = 0), as in Keras.
@@ -49,7 +57,13 @@ def numpy_forward(model, ids):
         p /= np.where(total > 0, total, 1)
         u = u @ h + np.einsum("bm,bmd->bd", p, c)
         u[:, model.linear_units:] = np.maximum(u[:, model.linear_units:], 0)
-    return u @ weights["output_projection/kernel"]
+    return u
+
+
+def numpy_forward(model, ids):
+    """The paper's layer-wise language model written out in NumPy."""
+    state = numpy_final_state(model, ids)
+    return state @ numpy_weights(model)["output_projection/kernel"]
 
 
 def test_forward_matches_numpy_reference():
@@ -197,7 +211,8 @@ def test_short_prompts_are_left_padded():
     padded[0, -2:] = prompt
     first = model.generate(prompt, max_length=1)
     assert first.shape == (1,)
-    assert first[0] == argmax_without_padding(model.predict(padded, verbose=0))[0]
+    expected = argmax_without_padding(model.predict(padded, verbose=0))
+    assert first[0] == expected[0]
 
 
 def test_seeded_sampling_is_reproducible():
@@ -567,3 +582,62 @@ def test_model_trained_in_sequence_form_evaluates_the_same_after_loading(
     np.testing.assert_allclose(
         by_window["perplexity"], by_sequence["perplexity"], rtol=1e-5
     )
+
+
+def test_compile_without_arguments_trains_and_reports_perplexity():
+    keras.utils.set_random_seed(5)
+    # Keras's default optimizer (RMSprop, 1e-3) moves every weight by about
+    # 1e-3 a step: a wider initialisation makes 80 steps visible.
+    model = small_model(init_stddev=0.3)
+    model.compile()
+    assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+    assert model.loss.from_logits
+    ids = random_ids(batch=256, seed=6)
+    targets = ids[:, -1] % 3 + 1  # Three classes, read from the memory.
+    before = model.evaluate(ids, targets, verbose=0, return_dict=True)
+    history = model.fit(ids, targets, epochs=10, batch_size=32, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.diff(losses) < 0) and losses[-1] < 0.93 * losses[0], (
+        losses
+    )
+    assert np.all(np.diff(history.history["perplexity"]) < 0)
+    after = model.evaluate(ids, targets, verbose=0, return_dict=True)
+    assert after["perplexity"] < 0.8 * before["perplexity"], (before, after)
+    # The perplexity is that of the compiled (mean) cross-entropy.
+    np.testing.assert_allclose(
+        after["perplexity"], np.exp(after["loss"]), rtol=1e-4
+    )
+
+
+def test_compile_keeps_given_loss_and_metrics():
+    model = small_model()
+    model.compile(metrics=["sparse_categorical_accuracy"])
+    ids = random_ids()
+    results = model.evaluate(ids, ids[:, -1], verbose=0, return_dict=True)
+    assert "perplexity" not in results
+    assert "sparse_categorical_accuracy" in results
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                  weighted_metrics=[])
+    assert model.loss == "sparse_categorical_crossentropy"
+    results = model.evaluate(ids, ids[:, -1], verbose=0, return_dict=True)
+    assert set(results) == {"loss"}
+
+
+def test_the_task_reads_its_architecture_from_the_backbone():
+    from keras_memnet.models import MemN2NBackbone
+
+    model = small_model(weight_tying="adjacent", hops=2, dropout=0.2)
+    backbone = model.backbone
+    assert isinstance(backbone, MemN2NBackbone)
+    assert (model.hops, model.memory_size, model.dropout) == (2, MEMORY, 0.2)
+    assert model.memory_embeddings is backbone.memory_embeddings
+    assert model.temporal_encodings is backbone.temporal_encodings
+    assert model.memory_hops is backbone.memory_hops
+    assert model.embedding_layers == backbone.memory_embeddings
+    # The config keys are those of models saved before the backbone.
+    assert set(model.get_config()) == {
+        "name", "trainable", "dtype", "vocabulary_size", "hops",
+        "memory_size", "embedding_dim", "linear_units", "weight_tying",
+        "dropout", "query_value", "init_stddev", "vocabulary", "output",
+        "adaptive_cutoffs",
+    }

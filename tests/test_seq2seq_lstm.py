@@ -199,7 +199,7 @@ def test_get_config_round_trip():
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Seq2SeqLSTM(**kwargs)
-    with pytest.raises(TypeError, match="reverse_source"):
+    with pytest.raises(ValueError, match="`reverse_source` must be True or"):
         Seq2SeqLSTM(4, reverse_source="yes")
 
 

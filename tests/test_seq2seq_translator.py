@@ -72,6 +72,25 @@ def test_encode_pairs_frames_with_start_and_end():
     assert y.tolist() == [[two, one, end]]
 
 
+def test_encode_right_pads_with_zero_int32():
+    model = tiny_model([("1 2 3", "3 2 1"), ("4", "4")])
+    x, y = model.encode_pairs([("1 2 3", "3 2 1"), ("4", "4")])
+    source = x["source_ids"]
+    assert source.dtype == np.int32 and y.dtype == np.int32
+    assert source.shape == (2, 3) and y.shape == (2, 4)
+    assert (source[0] != 0).all() and source[1, 1:].tolist() == [0, 0]
+    assert y[1, 2:].tolist() == [0, 0]
+    padded = model.encode_sources(["4", "1 2"], length=4)
+    assert padded.dtype == np.int32
+    assert padded[:, 2:].tolist() == [[0, 0], [0, 0]]
+    assert (padded[1, :2] != 0).all() and padded[0, 1] == 0
+    # Too short a length is an error, not a silent truncation.
+    with pytest.raises(ValueError, match="shorter than the longest"):
+        model.encode_sources(["1 2 3"], length=2)
+    with pytest.raises(ValueError, match="`pairs` is empty"):
+        model.encode_pairs([])
+
+
 def test_trains_on_tf_data_with_paper_recipe():
     """The paper's recipe through the package's callbacks: uniform(-0.08,
     0.08) weights, SGD, halving every half epoch, global-norm clipping."""

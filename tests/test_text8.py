@@ -210,6 +210,9 @@ def test_offline_without_file_says_where_to_put_it(tmp_path):
         ({"train": (0, 600), "test": (700, 700)}, "non-empty"),
         ((0.9, 0.2), "sum to at most 1"),
         ((0.5,), r"\(train, valid, test\) or \(train, test\)"),
+        ({"train": (0, 600.5), "test": (700, None)},
+         r"`split\['train'\]\[1\]` must be an integer"),
+        ((0.5, 1.5), r"`split\[1\]` must be a number in \[0, 1\]"),
     ],
 )
 def test_bad_splits(tmp_path, split, message, text8_head_bytes):
@@ -228,11 +231,13 @@ def test_bad_input(tmp_path, text8_head_bytes):
         text8(path, split=(0.8, 0.2), min_count=1000)
     with pytest.raises(ValueError, match="`min_count` must be None or 1"):
         text8_sample(min_count=5)
-    with pytest.raises(ValueError, match="`valid_fraction` must be in"):
+    with pytest.raises(
+        ValueError, match=r"`valid_fraction` must be a number in \[0, 1\)"
+    ):
         text8_sample(valid_fraction=1.0)
     with pytest.raises(ValueError, match="`valid_fraction` applies only"):
         text8(path, split=(0.8, 0.1, 0.1), valid_fraction=0.1)
-    with pytest.raises(ValueError, match="`level` must be 'word' or 'char'"):
+    with pytest.raises(ValueError, match=r"`level` must be one of \('word'"):
         text8_sample(level="byte")
     with pytest.raises(ValueError, match="`min_count` applies only"):
         text8_sample(level="char", min_count=3)

@@ -5,6 +5,7 @@ import pytest
 from keras_memnet.datasets import Corpus
 from keras_memnet.datasets import make_sequences
 from keras_memnet.datasets import make_windows
+from keras_memnet.datasets import sequence_arrays
 from keras_memnet.datasets import text8_sample
 from keras_memnet.datasets.windows import count_sequences
 
@@ -381,7 +382,7 @@ def test_sequence_errors():
     with pytest.raises(ValueError, match="`memory_size` must be an integer"):
         make_sequences(np.arange(10), 0, 4, 2)
     with pytest.raises(ValueError, match="`sequence_length` must be an "
-                       "integer >= 1. Got: 0"):
+                       "integer >= 1. Received: sequence_length=0"):
         make_sequences(np.arange(10), 2, 0, 2)
     with pytest.raises(ValueError, match="`sequence_length` must be an "
                        "integer"):
@@ -392,3 +393,40 @@ def test_sequence_errors():
                        r"`sequence_length`=4, fewer than `batch_size`=3 "
                        r"with drop_remainder=True"):
         make_sequences(np.arange(10), 2, 4, 3, drop_remainder=True)
+
+
+@pytest.mark.parametrize(
+    "pad_start,short_context", [(False, False), (True, False), (False, True)]
+)
+def test_sequence_arrays_are_the_rows_of_make_sequences(
+    pad_start, short_context
+):
+    tokens = np.random.default_rng(0).integers(1, 50, size=203)
+    inputs, targets, weights = sequence_arrays(
+        tokens, 7, 10, pad_start=pad_start, short_context=short_context
+    )
+    dataset = make_sequences(
+        tokens, 7, 10, batch_size=4, shuffle=False, pad_start=pad_start,
+        short_context=short_context,
+    )
+    batches = [tuple(part.numpy() for part in batch) for batch in dataset]
+    np.testing.assert_array_equal(
+        inputs, np.concatenate([b[0] for b in batches])
+    )
+    np.testing.assert_array_equal(
+        targets, np.concatenate([b[1] for b in batches])
+    )
+    np.testing.assert_array_equal(
+        weights, np.concatenate([b[2] for b in batches])
+    )
+    assert inputs.dtype == np.int32 and weights.dtype == np.float32
+    # Every token after the first context is a target exactly once.
+    first = 1 if pad_start else 7
+    np.testing.assert_array_equal(targets[weights > 0], tokens[first:])
+
+
+def test_sequence_arrays_check_their_input():
+    with pytest.raises(ValueError, match="`sequence_length` must be an"):
+        sequence_arrays(np.arange(1, 20), 3, 0)
+    with pytest.raises(ValueError, match="vocabulary_size`=5"):
+        sequence_arrays(np.arange(1, 20), 3, 4, vocabulary_size=5)

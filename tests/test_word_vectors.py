@@ -112,9 +112,6 @@ def test_assign_into_memn2n_lm(vocab):
 def test_errors(tmp_path, vocab):
     model = MemN2NLM(vocab.size, hops=2, memory_size=4, embedding_dim=5,
                      vocabulary=vocab)
-    with pytest.raises(ValueError, match="not built yet"):
-        assign_word_vectors(model, VECTORS)
-    model.build((None, 4))
     with pytest.raises(ValueError, match="dimension 3 but the model's "
                        "`embedding_dim` is 5"):
         assign_word_vectors(model, VECTORS, verbose=False)

@@ -80,7 +80,7 @@ def test_serialization_round_trip():
     "kwargs, message",
     [
         ({"min_count": 0}, "`min_count` must be an integer >= 1"),
-        ({"max_size": 2}, "`max_size` must be None or an integer greater"),
+        ({"max_size": 2}, "`max_size` must be an integer >= 3 or None"),
         ({"min_count": 5}, "vocabulary would be empty"),
     ],
 )
@@ -99,7 +99,9 @@ def test_constructor_validation():
     with pytest.raises(TypeError, match="list of word types"):
         WordVocabulary("abc")
     vocab = WordVocabulary(["a"])
-    with pytest.raises(ValueError, match=r"`token_id` must be in \[0, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"`token_id` must be an integer in \[0, 2\]"
+    ):
         vocab.id_to_token(3)
-    with pytest.raises(ValueError, match=r"`ids` must be in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"`ids` must be in \[0, 2\]"):
         vocab.decode([5])

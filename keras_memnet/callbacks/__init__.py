@@ -1,3 +1,4 @@
 from keras_memnet.callbacks.gradient_norm_clipping import GradientNormClipping
 from keras_memnet.callbacks.plateau_annealing import PlateauAnnealing
 from keras_memnet.callbacks.step_annealing import StepAnnealing
+from keras_memnet.callbacks.time_limit import TimeLimit

@@ -1,7 +1,7 @@
-import math
-
 import keras
 from keras import ops
+
+from keras_memnet.utils.arguments import check_float
 
 _NORM_VARIABLE = "_keras_memnet_gradient_norm"
 
@@ -55,17 +55,10 @@ class GradientNormClipping(keras.callbacks.Callback):
 
     def __init__(self, max_norm, log_name="gradient_norm"):
         super().__init__()
-        if (
-            isinstance(max_norm, bool)
-            or not isinstance(max_norm, (int, float))
-            or not max_norm > 0
-            or math.isinf(max_norm)
-        ):
-            raise ValueError(
-                "`max_norm` must be a finite number > 0. "
-                f"Received: max_norm={max_norm!r}"
-            )
-        self.max_norm = float(max_norm)
+        # `check_float` also rejects infinities.
+        self.max_norm = check_float(
+            "max_norm", max_norm, minimum=0, min_inclusive=False
+        )
         self.log_name = log_name
         self._optimizer = None
 

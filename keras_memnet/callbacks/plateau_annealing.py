@@ -1,5 +1,7 @@
 import keras
 
+from keras_memnet.utils.arguments import check_float
+
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
 class PlateauAnnealing(keras.callbacks.Callback):
@@ -55,23 +57,14 @@ class PlateauAnnealing(keras.callbacks.Callback):
         verbose=0,
     ):
         super().__init__()
-        if not isinstance(factor, (int, float)) or not factor > 1:
-            raise ValueError(
-                f"`factor` must be a number > 1. Received: factor={factor!r}"
-            )
-        if not isinstance(min_lr, (int, float)) or not min_lr > 0:
-            raise ValueError(
-                f"`min_lr` must be a number > 0. Received: min_lr={min_lr!r}"
-            )
-        if not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise ValueError(
-                "`min_delta` must be a number >= 0. "
-                f"Received: min_delta={min_delta!r}"
-            )
-        self.factor = float(factor)
-        self.min_lr = float(min_lr)
+        self.factor = check_float(
+            "factor", factor, minimum=1, min_inclusive=False
+        )
+        self.min_lr = check_float(
+            "min_lr", min_lr, minimum=0, min_inclusive=False
+        )
         self.monitor = monitor
-        self.min_delta = float(min_delta)
+        self.min_delta = check_float("min_delta", min_delta, minimum=0)
         self.verbose = verbose
         self.previous = None
 

@@ -5,6 +5,7 @@ import keras
 from keras_memnet.callbacks.plateau_annealing import (
     _check_settable_learning_rate,
 )
+from keras_memnet.utils.arguments import check_float
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
@@ -49,20 +50,12 @@ class StepAnnealing(keras.callbacks.Callback):
 
     def __init__(self, every=25, factor=2.0, start=0, verbose=0):
         super().__init__()
-        if not isinstance(every, (int, float)) or not every > 0:
-            raise ValueError(
-                f"`every` must be a number > 0. Received: every={every!r}"
-            )
-        if not isinstance(factor, (int, float)) or not factor > 1:
-            raise ValueError(
-                f"`factor` must be a number > 1. Received: factor={factor!r}"
-            )
-        if not isinstance(start, (int, float)) or start < 0:
-            raise ValueError(
-                f"`start` must be a number >= 0. Received: start={start!r}"
-            )
+        check_float("every", every, minimum=0, min_inclusive=False)
         self.every = every
-        self.factor = float(factor)
+        self.factor = check_float(
+            "factor", factor, minimum=1, min_inclusive=False
+        )
+        check_float("start", start, minimum=0)
         self.start = start
         self.verbose = verbose
         self.initial_lr = None

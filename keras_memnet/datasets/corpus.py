@@ -7,6 +7,7 @@ from keras_memnet.datasets.windows import count_sequences
 from keras_memnet.datasets.windows import count_windows
 from keras_memnet.datasets.windows import make_sequences
 from keras_memnet.datasets.windows import make_windows
+from keras_memnet.datasets.windows import sequence_arrays
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -190,6 +191,30 @@ class Corpus:
             pad_start=pad_start,
             short_context=short_context,
             drop_remainder=drop_remainder,
+            vocabulary_size=self.vocabulary.size,
+        )
+
+    def sequence_arrays(
+        self,
+        split_name,
+        memory_size,
+        sequence_length,
+        pad_start=False,
+        short_context=False,
+    ):
+        """The rows of `sequences(..., shuffle=False)` as NumPy arrays.
+
+        `(inputs, targets, sample_weight)`, for `fit` on arrays or a
+        machine without TensorFlow; see
+        `keras_memnet.datasets.sequence_arrays`.
+        """
+        tokens = self._nonempty_split(split_name, "sequence_arrays")
+        return sequence_arrays(
+            tokens,
+            memory_size=memory_size,
+            sequence_length=sequence_length,
+            pad_start=pad_start,
+            short_context=short_context,
             vocabulary_size=self.vocabulary.size,
         )
 

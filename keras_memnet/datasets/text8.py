@@ -21,6 +21,9 @@ from keras_memnet.datasets.corpus import Corpus
 from keras_memnet.tokenizers.char_vocabulary import CharVocabulary
 from keras_memnet.tokenizers.word_vocabulary import UNK_TOKEN
 from keras_memnet.tokenizers.word_vocabulary import WordVocabulary
+from keras_memnet.utils.arguments import check_float
+from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.arguments import check_one_of
 
 TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 TEXT8_ZIP_NAME = "text8.zip"
@@ -374,16 +377,10 @@ def resolve_byte_ranges(split, num_bytes):
                 ) from None
             if end is None:
                 end = num_bytes
-            for value in (start, end):
-                if isinstance(value, bool) or not isinstance(
-                    value, (int, np.integer)
-                ):
-                    raise ValueError(
-                        f"`split[{name!r}]` must hold integer byte offsets "
-                        f"(the end may be None for the end of the file). "
-                        f"Got: {bounds!r}"
-                    )
-            ranges[name] = (int(start), int(end))
+            ranges[name] = (
+                check_int(f"split[{name!r}][0]", start),
+                check_int(f"split[{name!r}][1]", end),
+            )
         _check_ranges(ranges, num_bytes)
         return ranges, "custom"
     if isinstance(split, (tuple, list)):
@@ -403,14 +400,10 @@ def _fraction_ranges(fractions, num_bytes):
     names = ("train", "valid", "test") if len(fractions) == 3 else (
         "train", "test"
     )
-    for value in fractions:
-        if isinstance(value, bool) or not isinstance(
-            value, (int, float, np.integer, np.floating)
-        ) or not 0 <= value <= 1:
-            raise ValueError(
-                "Fractions in `split` must be numbers in [0, 1]. Got: "
-                f"{fractions!r}"
-            )
+    fractions = [
+        check_float(f"split[{index}]", value, minimum=0, maximum=1)
+        for index, value in enumerate(fractions)
+    ]
     if sum(fractions) > 1 + 1e-9:
         raise ValueError(
             f"Fractions in `split` must sum to at most 1. Got: {fractions!r} "
@@ -496,20 +489,19 @@ def _valid_fraction(valid_fraction, needed):
             "`valid_fraction` applies only to splits without a 'valid' "
             f"range; this split has one. Got valid_fraction={valid_fraction}."
         )
-    if isinstance(valid_fraction, bool) or not isinstance(
-        valid_fraction, (int, float, np.integer, np.floating)
-    ) or not 0 <= valid_fraction < 1:
-        raise ValueError(
-            f"`valid_fraction` must be in [0, 1). Got: {valid_fraction!r}"
-        )
-    return float(valid_fraction)
+    return check_float(
+        "valid_fraction",
+        valid_fraction,
+        minimum=0,
+        maximum=1,
+        max_inclusive=False,
+    )
 
 
 def _corpus_from_bytes(
     data, source, split, level, min_count, valid_fraction, vocabulary
 ):
-    if level not in ("word", "char"):
-        raise ValueError(f"`level` must be 'word' or 'char'. Got: {level!r}")
+    check_one_of("level", level, ("word", "char"))
     if not data:
         raise ValueError(f"The corpus from {source} is empty (0 bytes).")
     ranges, protocol = resolve_byte_ranges(split, len(data))

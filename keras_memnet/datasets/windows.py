@@ -11,12 +11,18 @@ sequence form") scores all of its targets at once.
 Neither windows nor chunks are ever materialised: the pipelines batch
 positions and gather each batch from one constant copy of the token array,
 so their memory stays within a small multiple of the token array.
+
+`sequence_arrays` gives `make_sequences`' rows, in order, as NumPy arrays:
+for backends and machines without TensorFlow, and for `fit` on arrays.
+TensorFlow is imported only by the two pipelines, so the package imports
+without it.
 """
 
 import math
 
 import numpy as np
-import tensorflow as tf
+
+from keras_memnet.utils.arguments import check_int
 
 
 def make_windows(
@@ -73,8 +79,10 @@ def make_windows(
     >>> context.numpy().tolist()[0], target.numpy().tolist()[0]
     ([0, 1, 2], 3)
     """
-    memory_size = _positive_int(memory_size, "memory_size")
-    batch_size = _positive_int(batch_size, "batch_size")
+    import tensorflow as tf
+
+    memory_size = check_int("memory_size", memory_size, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     tokens = _check_tokens(
         tokens, memory_size, pad_start, vocabulary_size, "one window"
     )
@@ -83,7 +91,7 @@ def make_windows(
     num_positions = num_tokens - first_target
     if num_windows is None:
         num_windows = num_positions
-    num_windows = _positive_int(num_windows, "num_windows")
+    num_windows = check_int("num_windows", num_windows, minimum=1)
 
     # One int32 copy of the corpus lives in the graph; with `pad_start` it is
     # preceded by `memory_size` pad ids so that every slice is in range.
@@ -247,9 +255,11 @@ def make_sequences(
     >>> weights.numpy().tolist()
     [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]]
     """
-    memory_size = _positive_int(memory_size, "memory_size")
-    sequence_length = _positive_int(sequence_length, "sequence_length")
-    batch_size = _positive_int(batch_size, "batch_size")
+    import tensorflow as tf
+
+    memory_size = check_int("memory_size", memory_size, minimum=1)
+    sequence_length = check_int("sequence_length", sequence_length, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     tokens = _check_tokens(
         tokens, memory_size, pad_start, vocabulary_size, "one target"
     )
@@ -323,6 +333,62 @@ def count_sequences(num_tokens, memory_size, sequence_length, pad_start=False):
     return math.ceil(num_targets / int(sequence_length))
 
 
+def sequence_arrays(
+    tokens,
+    memory_size,
+    sequence_length,
+    pad_start=False,
+    short_context=False,
+    vocabulary_size=None,
+):
+    """Every `make_sequences` row, in order, as NumPy arrays.
+
+    The same rows as `make_sequences(..., shuffle=False)` (see it for the
+    layout and the arguments), materialised: `(memory_size +
+    sequence_length - 1) / sequence_length` ids per target, so use it when
+    that fits in memory, e.g. to `fit` on arrays (`shuffle=True` in `fit`
+    redraws the row order every epoch) or where TensorFlow is not
+    installed.
+
+    Returns:
+        `(inputs, targets, sample_weight)`: int32 `(rows, memory_size +
+        sequence_length - 1)`, int32 `(rows, sequence_length)` and float32
+        `(rows, sequence_length)`, 0 on the padding of a last partial row.
+
+    Example:
+
+    >>> import numpy as np
+    >>> inputs, targets, weights = sequence_arrays(
+    ...     np.arange(1, 11), memory_size=3, sequence_length=4)
+    >>> inputs.tolist()
+    [[1, 2, 3, 4, 5, 6], [5, 6, 7, 8, 9, 10]]
+    >>> targets.tolist(), weights.tolist()
+    ([[4, 5, 6, 7], [8, 9, 10, 0]], [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+    """
+    memory_size = check_int("memory_size", memory_size, minimum=1)
+    sequence_length = check_int("sequence_length", sequence_length, minimum=1)
+    tokens = _check_tokens(
+        tokens, memory_size, pad_start, vocabulary_size, "one target"
+    )
+    num_tokens = int(tokens.size)
+    offset = memory_size if pad_start else 0
+    first_target = 1 if pad_start else memory_size
+    num_chunks = count_sequences(
+        num_tokens, memory_size, sequence_length, pad_start=pad_start
+    )
+    padded = np.zeros(num_tokens + offset + sequence_length - 1, np.int32)
+    padded[offset : offset + num_tokens] = tokens
+    starts = first_target + sequence_length * np.arange(num_chunks)
+    positions = starts[:, None] + np.arange(sequence_length)[None, :]
+    input_offsets = np.arange(-memory_size, sequence_length - 1)
+    inputs = padded[starts[:, None] + offset + input_offsets[None, :]]
+    if short_context:
+        inputs[:, : memory_size - 1] = 0
+    targets = padded[positions + offset]
+    weights = (positions < num_tokens).astype(np.float32)
+    return inputs, targets, weights
+
+
 def _check_tokens(tokens, memory_size, pad_start, vocabulary_size, what):
     """Validates a 1-D integer token array with at least one target.
 
@@ -369,11 +435,3 @@ def _count_batches(count, batch_size, drop_remainder):
     if drop_remainder:
         return count // batch_size
     return math.ceil(count / batch_size)
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an integer >= 1. Got: {value!r}")
-    if value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1. Got: {value}")
-    return int(value)

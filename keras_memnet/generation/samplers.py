@@ -2,6 +2,9 @@
 
 import keras_hub
 
+from keras_memnet.utils.arguments import check_float
+from keras_memnet.utils.arguments import check_int
+
 SAMPLER_NAMES = ("greedy", "random", "top_k", "top_p", "beam")
 
 
@@ -41,11 +44,9 @@ def get_sampler(
             f"Unknown `sampler` {sampler!r}. Use one of {SAMPLER_NAMES} or a "
             "`keras_hub.samplers.Sampler` instance."
         )
-    if not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(
-            "`temperature` must be a number > 0. "
-            f"Received: temperature={temperature!r}"
-        )
+    temperature = check_float(
+        "temperature", temperature, minimum=0, min_inclusive=False
+    )
     if sampler == "greedy":
         return keras_hub.samplers.GreedySampler(temperature=temperature)
     if sampler == "random":
@@ -53,26 +54,20 @@ def get_sampler(
             seed=seed, temperature=temperature
         )
     if sampler == "top_k":
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(
-                f"`top_k` must be an integer >= 1. Received: top_k={top_k!r}"
-            )
         return keras_hub.samplers.TopKSampler(
-            k=top_k, seed=seed, temperature=temperature
+            k=check_int("top_k", top_k, minimum=1),
+            seed=seed,
+            temperature=temperature,
         )
     if sampler == "top_p":
-        if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-            raise ValueError(
-                f"`top_p` must be in (0, 1]. Received: top_p={top_p!r}"
-            )
         return keras_hub.samplers.TopPSampler(
-            p=top_p, seed=seed, temperature=temperature
-        )
-    if not isinstance(num_beams, int) or num_beams < 1:
-        raise ValueError(
-            "`num_beams` must be an integer >= 1. "
-            f"Received: num_beams={num_beams!r}"
+            p=check_float(
+                "top_p", top_p, minimum=0, maximum=1, min_inclusive=False
+            ),
+            seed=seed,
+            temperature=temperature,
         )
     return keras_hub.samplers.BeamSampler(
-        num_beams=num_beams, temperature=temperature
+        num_beams=check_int("num_beams", num_beams, minimum=1),
+        temperature=temperature,
     )

@@ -3,6 +3,10 @@ import math
 import keras
 from keras import ops
 
+from keras_memnet.utils.arguments import check_float
+from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.initializers import clone_initializer
+
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
 class AdaptiveSoftmax(keras.layers.Layer):
@@ -92,25 +96,11 @@ class AdaptiveSoftmax(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            isinstance(vocabulary_size, bool)
-            or not isinstance(vocabulary_size, int)
-            or vocabulary_size < 2
-        ):
-            raise ValueError(
-                "`vocabulary_size` must be an integer >= 2. "
-                f"Received: vocabulary_size={vocabulary_size!r}"
-            )
+        vocabulary_size = check_int(
+            "vocabulary_size", vocabulary_size, minimum=2
+        )
         cutoffs = check_cutoffs(cutoffs, vocabulary_size)
-        if (
-            isinstance(tail_dim_factor, bool)
-            or not isinstance(tail_dim_factor, (int, float))
-            or not tail_dim_factor >= 1
-        ):
-            raise ValueError(
-                "`tail_dim_factor` must be a number >= 1. "
-                f"Received: tail_dim_factor={tail_dim_factor!r}"
-            )
+        check_float("tail_dim_factor", tail_dim_factor, minimum=1)
         self.vocabulary_size = vocabulary_size
         self.cutoffs = cutoffs
         self.tail_dim_factor = tail_dim_factor
@@ -157,13 +147,10 @@ class AdaptiveSoftmax(keras.layers.Layer):
     def _kernel(self, name, shape):
         # A fresh initializer per weight: one unseeded instance reused would
         # give equally shaped weights identical values.
-        initializer = keras.initializers.get(
-            keras.initializers.serialize(self.kernel_initializer)
-        )
         return self.add_weight(
             name=name,
             shape=shape,
-            initializer=initializer,
+            initializer=clone_initializer(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
         )
 
@@ -347,14 +334,17 @@ def check_cutoffs(cutoffs, vocabulary_size, name="cutoffs"):
     )
     if not isinstance(cutoffs, (list, tuple)) or not cutoffs:
         raise ValueError(message)
-    for cutoff in cutoffs:
-        if isinstance(cutoff, bool) or not isinstance(cutoff, int):
-            raise ValueError(message)
-    if not all(0 < c < vocabulary_size for c in cutoffs) or any(
-        a >= b for a, b in zip(cutoffs, cutoffs[1:])
-    ):
+    try:
+        cutoffs = [
+            check_int(name, cutoff, minimum=1, maximum=vocabulary_size - 1)
+            for cutoff in cutoffs
+        ]
+    except ValueError:
+        # The message about the whole list says more than one entry's.
+        raise ValueError(message) from None
+    if any(a >= b for a, b in zip(cutoffs, cutoffs[1:])):
         raise ValueError(message)
-    return [int(c) for c in cutoffs]
+    return cutoffs
 
 
 def default_cutoffs(vocabulary_size):

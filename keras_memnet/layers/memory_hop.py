@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_memnet.utils.arguments import check_int
+
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
 class MemoryHop(keras.layers.Layer):
@@ -101,14 +103,9 @@ class MemoryHop(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if linear_units is not None and (
-            not isinstance(linear_units, int) or linear_units < 0
-        ):
-            raise ValueError(
-                "`linear_units` must be None or an integer >= 0. "
-                f"Received: linear_units={linear_units!r}"
-            )
-        self.linear_units = linear_units
+        self.linear_units = check_int(
+            "linear_units", linear_units, minimum=0, allow_none=True
+        )
         self.use_query_projection = bool(use_query_projection)
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer

@@ -1,20 +1,10 @@
 import keras
 from keras import ops
 
-
-def distinct_initializer(initializer, offset):
-    """Returns a fresh copy of `initializer` for one weight.
-
-    Keras random initializers return the same values on every call, both
-    when unseeded and when seeded with an int, so sharing one instance
-    across layers would give equal-shaped weights identical values. A fresh
-    copy draws a new default seed; an int seed is shifted by `offset`, which
-    keeps seeded runs reproducible.
-    """
-    config = initializer.get_config()
-    if isinstance(config.get("seed"), int):
-        config["seed"] = config["seed"] + offset
-    return initializer.__class__.from_config(config)
+from keras_memnet.utils.arguments import check_bool
+from keras_memnet.utils.arguments import check_float
+from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.initializers import clone_initializer
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
@@ -94,55 +84,34 @@ class Seq2SeqLSTM(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(
-                f"`units` must be an integer >= 1. Received: units={units!r}"
-            )
-        if (
-            isinstance(num_layers, bool)
-            or not isinstance(num_layers, int)
-            or num_layers < 1
-        ):
-            raise ValueError(
-                "`num_layers` must be an integer >= 1. "
-                f"Received: num_layers={num_layers!r}"
-            )
-        if not isinstance(reverse_source, bool):
-            raise TypeError(
-                "`reverse_source` must be True or False. "
-                f"Received: reverse_source={reverse_source!r}"
-            )
-        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                "`dropout` must be a float in [0, 1). "
-                f"Received: dropout={dropout!r}"
-            )
-        self.units = units
-        self.num_layers = num_layers
-        self.reverse_source = reverse_source
-        self.dropout = float(dropout)
+        self.units = check_int("units", units, minimum=1)
+        self.num_layers = check_int("num_layers", num_layers, minimum=1)
+        self.reverse_source = check_bool("reverse_source", reverse_source)
+        self.dropout = check_float(
+            "dropout", dropout, minimum=0, maximum=1, max_inclusive=False
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(
             recurrent_initializer
         )
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.unit_forget_bias = bool(unit_forget_bias)
-        self.seed = seed
+        self.seed = check_int("seed", seed, allow_none=True)
         self.supports_masking = True
 
-    def _make_lstm(self, name, offset):
+    def _make_lstm(self, name, seed_offset):
         return keras.layers.LSTM(
             self.units,
             return_sequences=True,
             return_state=True,
-            kernel_initializer=distinct_initializer(
-                self.kernel_initializer, offset
+            kernel_initializer=clone_initializer(
+                self.kernel_initializer, seed_offset
             ),
-            recurrent_initializer=distinct_initializer(
-                self.recurrent_initializer, offset
+            recurrent_initializer=clone_initializer(
+                self.recurrent_initializer, seed_offset
             ),
-            bias_initializer=distinct_initializer(
-                self.bias_initializer, offset
+            bias_initializer=clone_initializer(
+                self.bias_initializer, seed_offset
             ),
             unit_forget_bias=self.unit_forget_bias,
             dtype=self.dtype_policy,

@@ -1,5 +1,7 @@
 import keras
 
+from keras_memnet.utils.arguments import check_int
+
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
 class TemporalEncoding(keras.layers.Layer):
@@ -45,12 +47,7 @@ class TemporalEncoding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(memory_size, int) or memory_size < 1:
-            raise ValueError(
-                "`memory_size` must be an integer >= 1. "
-                f"Received: memory_size={memory_size!r}"
-            )
-        self.memory_size = memory_size
+        self.memory_size = check_int("memory_size", memory_size, minimum=1)
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer
             or keras.initializers.RandomNormal(mean=0.0, stddev=0.05)

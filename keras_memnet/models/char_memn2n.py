@@ -13,9 +13,10 @@ class CharMemN2N(MemN2NLM):
     level of characters: the previous `memory_size` characters are the
     memory, the controller state starts as a constant `query_value` vector,
     and each of `hops` hops attends over the memory. It is a `MemN2NLM`
-    (same layers, same `generate`) that owns a `CharVocabulary`, by default
-    text8's 27 symbols (space and a-z; 28 ids with `<pad>`). The vocabulary
-    is saved with the model, so a loaded model takes and returns text.
+    (same backbone, head and `generate`) whose preprocessor owns a
+    `CharVocabulary`, by default text8's 27 symbols (space and a-z; 28 ids
+    with `<pad>`). The vocabulary is saved with the model, so a loaded
+    model takes and returns text.
 
     The defaults (12 hops, 400 characters, 100 dimensions) are those of the
     earlier study's character model. With a constant first query, the first
@@ -33,16 +34,10 @@ class CharMemN2N(MemN2NLM):
         vocabulary: a `keras_memnet.tokenizers.CharVocabulary`, or `None`
             (default) for `CharVocabulary.text8()`. `CharMemN2N.from_text`
             builds one from any text.
-        linear_units: int or `None`. Units of the state kept linear; the rest
-            go through a ReLU. `None` (default) means half of
-            `embedding_dim`.
-        weight_tying: `"layerwise"` (default) or `"adjacent"`.
-        dropout: float in [0, 1). Defaults to `0.0`.
-        query_value: float. Value of every unit of the initial state.
-            Defaults to `0.1`.
-        init_stddev: float > 0. Standard deviation of the normal
-            initialisation of all weights. Defaults to `0.05`.
-        **kwargs: other keyword arguments of `keras.Model` (`name`, `dtype`).
+        **kwargs: the other arguments of `MemN2NLM` (`linear_units`,
+            `weight_tying`, `dropout`, `query_value`, `init_stddev`,
+            `output`, ...) and of `keras.Model` (`name`, `dtype`), with
+            `MemN2NLM`'s defaults.
 
     Input: int character ids `(batch, memory_size)`, oldest first (id 0 is
     padding and is masked).
@@ -74,11 +69,6 @@ class CharMemN2N(MemN2NLM):
         memory_size=400,
         embedding_dim=100,
         vocabulary=None,
-        linear_units=None,
-        weight_tying="layerwise",
-        dropout=0.0,
-        query_value=0.1,
-        init_stddev=0.05,
         **kwargs,
     ):
         if vocabulary is None:
@@ -94,11 +84,6 @@ class CharMemN2N(MemN2NLM):
             hops=hops,
             memory_size=memory_size,
             embedding_dim=embedding_dim,
-            linear_units=linear_units,
-            weight_tying=weight_tying,
-            dropout=dropout,
-            query_value=query_value,
-            init_stddev=init_stddev,
             vocabulary=vocabulary,
             **kwargs,
         )
@@ -130,7 +115,4 @@ class CharMemN2N(MemN2NLM):
     def from_config(cls, config):
         config = dict(config)
         config.pop("vocabulary_size", None)
-        config["vocabulary"] = keras.saving.deserialize_keras_object(
-            config.get("vocabulary")
-        )
-        return cls(**config)
+        return super().from_config(config)

@@ -1,5 +1,4 @@
 import keras
-import keras_hub
 import numpy as np
 from keras import ops
 
@@ -8,22 +7,35 @@ from keras_memnet.generation.windowed_decoder import WindowedDecoder
 from keras_memnet.layers.adaptive_softmax import AdaptiveSoftmax
 from keras_memnet.layers.adaptive_softmax import check_cutoffs
 from keras_memnet.layers.adaptive_softmax import default_cutoffs
-from keras_memnet.layers.memory_hop import MemoryHop
-from keras_memnet.layers.temporal_encoding import TemporalEncoding
+from keras_memnet.metrics.perplexity import Perplexity
+from keras_memnet.models.memn2n_backbone import MemN2NBackbone
+from keras_memnet.models.memn2n_lm_preprocessor import MemN2NLMPreprocessor
+from keras_memnet.models.memn2n_lm_preprocessor import check_id_range
+from keras_memnet.models.memn2n_lm_preprocessor import is_text
+from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.arguments import check_one_of
+from keras_memnet.presets.preset_mixin import PresetMixin
 
-WEIGHT_TYING_MODES = ("layerwise", "adjacent")
 OUTPUT_MODES = ("softmax", "adaptive")
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
-class MemN2NLM(keras.Model):
+class MemN2NLM(PresetMixin, keras.Model):
     """End-To-End Memory Network language model.
 
     The word-level language model of Sukhbaatar et al., 2015, "End-To-End
-    Memory Networks", section 5. The previous `memory_size` words are the
-    memory; there is no question, so the controller state starts as a
-    constant vector of `query_value` (0.1). Each hop attends over the memory
-    and updates the state; the last state is projected to next-word logits.
+    Memory Networks" (NeurIPS 2015, arXiv:1503.08895), section 5. The
+    previous `memory_size` words are the memory; there is no question, so
+    the controller state starts as a constant vector of `query_value`
+    (0.1). Each hop attends over the memory and updates the state; the
+    last state is projected to next-word logits.
+
+    Shaped like a keras-hub causal LM: `backbone` (a
+    `keras_memnet.models.MemN2NBackbone`, built from the arguments below)
+    maps token ids to the final state; this task adds dropout on that state
+    and the output head, `compile` defaults, `generate`, and a
+    `preprocessor` (a `keras_memnet.models.MemN2NLMPreprocessor`) that owns
+    the `vocabulary` and maps text to ids and back.
 
     With the default `weight_tying="layerwise"` the memory embeddings A and
     C, the temporal encodings T_A and T_C and the state map H are shared by
@@ -89,8 +101,9 @@ class MemN2NLM(keras.Model):
       the window form on that window, but every token is embedded once and
       the hops are matrix products over the whole sequence, so every token
       of the batch is a target at a fraction of the cost.
-      `Corpus.sequences` makes such batches. With `dropout`, a token's
-      embedding is dropped alike in every window that reads it.
+      `Corpus.sequences` and `preprocessor.sequences` make such rows. With
+      `dropout`, a token's embedding is dropped alike in every window that
+      reads it.
 
     With `output="adaptive"` the outputs are float32 log-probabilities (also
     logits: their softmax is the distribution itself).
@@ -98,16 +111,13 @@ class MemN2NLM(keras.Model):
     Example:
 
     ```python
-    import keras
     import numpy as np
     from keras_memnet.models import MemN2NLM
 
     model = MemN2NLM(vocabulary_size=50, hops=3, memory_size=8,
                      embedding_dim=16)
-    model.compile(
-        optimizer=keras.optimizers.SGD(1.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+    # Cross-entropy on the logits, perplexity, and Keras's optimizer.
+    model.compile()
     contexts = np.random.randint(1, 50, size=(64, 8))
     targets = np.random.randint(1, 50, size=(64,))
     model.fit(contexts, targets, epochs=1, verbose=0)
@@ -115,6 +125,7 @@ class MemN2NLM(keras.Model):
     ids = np.random.randint(1, 50, size=(16, 8 + 20))
     model.fit(ids[:, :-1], ids[:, 8:], epochs=1, verbose=0)
     model.generate(contexts[:1], max_length=5)  # five new token ids
+    model.backbone(contexts).shape  # (64, 16): the final states
     ```
     """
 
@@ -135,40 +146,23 @@ class MemN2NLM(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_int("vocabulary_size", vocabulary_size, minimum=2)
-        _check_int("hops", hops, minimum=1)
-        _check_int("memory_size", memory_size, minimum=1)
-        _check_int("embedding_dim", embedding_dim, minimum=1)
-        if linear_units is None:
-            linear_units = embedding_dim // 2
-        if (
-            not isinstance(linear_units, int)
-            or not 0 <= linear_units <= embedding_dim
-        ):
-            raise ValueError(
-                "`linear_units` must be None or an integer between 0 and "
-                f"embedding_dim={embedding_dim}. "
-                f"Received: linear_units={linear_units!r}"
-            )
-        if weight_tying not in WEIGHT_TYING_MODES:
-            raise ValueError(
-                f"`weight_tying` must be one of {WEIGHT_TYING_MODES}. "
-                f"Received: weight_tying={weight_tying!r}"
-            )
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
-        if not isinstance(init_stddev, (int, float)) or not init_stddev > 0:
-            raise ValueError(
-                "`init_stddev` must be a number > 0. "
-                f"Received: init_stddev={init_stddev!r}"
-            )
-        if output not in OUTPUT_MODES:
-            raise ValueError(
-                f"`output` must be one of {OUTPUT_MODES}. "
-                f"Received: output={output!r}"
-            )
+        # === Backbone ===
+        self.backbone = MemN2NBackbone(
+            vocabulary_size=vocabulary_size,
+            hops=hops,
+            memory_size=memory_size,
+            embedding_dim=embedding_dim,
+            linear_units=linear_units,
+            weight_tying=weight_tying,
+            dropout=dropout,
+            query_value=query_value,
+            init_stddev=init_stddev,
+            dtype=self.dtype_policy,
+        )
+        vocabulary_size = self.backbone.vocabulary_size
+
+        # === Head ===
+        output = check_one_of("output", output, OUTPUT_MODES)
         if output == "adaptive" and adaptive_cutoffs is None:
             adaptive_cutoffs = default_cutoffs(vocabulary_size)
         if adaptive_cutoffs is not None:
@@ -180,141 +174,123 @@ class MemN2NLM(keras.Model):
             check_cutoffs(
                 adaptive_cutoffs, vocabulary_size, name="adaptive_cutoffs"
             )
+        self.output_mode = output
+        self.adaptive_cutoffs = (
+            None if adaptive_cutoffs is None else list(adaptive_cutoffs)
+        )
+        self.state_dropout = keras.layers.Dropout(
+            self.backbone.dropout, dtype=self.dtype_policy, name="state_dropout"
+        )
+        initializer = keras.initializers.RandomNormal(
+            stddev=self.backbone.init_stddev
+        )
+        if output == "adaptive":
+            self.output_projection = AdaptiveSoftmax(
+                vocabulary_size,
+                self.adaptive_cutoffs,
+                kernel_initializer=initializer,
+                dtype=self.dtype_policy,
+                name="adaptive_softmax",
+            )
+        elif self.backbone.weight_tying == "layerwise":
+            self.output_projection = keras.layers.Dense(
+                vocabulary_size,
+                use_bias=False,
+                kernel_initializer=initializer,
+                dtype=self.dtype_policy,
+                name="output_projection",
+            )
+        else:
+            # Adjacent tying: the logits use the last memory embedding,
+            # transposed (`backbone.token_embedding`).
+            self.output_projection = None
+
+        # === Preprocessor ===
+        self.preprocessor = MemN2NLMPreprocessor(
+            vocabulary=vocabulary, memory_size=self.backbone.memory_size
+        )
         if vocabulary is not None and vocabulary.size != vocabulary_size:
             raise ValueError(
                 f"The vocabulary has {vocabulary.size} tokens but "
                 f"vocabulary_size={vocabulary_size}. They must be equal."
             )
-        self.vocabulary_size = vocabulary_size
-        self.hops = hops
-        self.memory_size = memory_size
-        self.embedding_dim = embedding_dim
-        self.linear_units = linear_units
-        self.weight_tying = weight_tying
-        self.dropout = dropout
-        self.query_value = query_value
-        self.init_stddev = init_stddev
-        self.vocabulary = vocabulary
-        self.output_mode = output
-        self.adaptive_cutoffs = (
-            None if adaptive_cutoffs is None else list(adaptive_cutoffs)
-        )
         self._training_outputs = _TrainingOutputs()
-
-        def normal():
-            # A fresh initializer per weight: one unseeded instance reused
-            # would give identical values to equally shaped weights.
-            return keras.initializers.RandomNormal(stddev=init_stddev)
-
-        # Layer-wise tying needs one embedding (and temporal encoding) for
-        # the keys and one for the values; adjacent tying needs hops + 1.
-        num_embeddings = 2 if weight_tying == "layerwise" else hops + 1
-        self.memory_embeddings = [
-            keras.layers.Embedding(
-                vocabulary_size,
-                embedding_dim,
-                embeddings_initializer=normal(),
-                dtype=self.dtype_policy,
-                name=f"memory_embedding_{i}",
-            )
-            for i in range(num_embeddings - 1)
-        ]
-        last_embedding = (
-            keras_hub.layers.ReversibleEmbedding
-            if weight_tying == "adjacent" and output == "softmax"
-            else keras.layers.Embedding
-        )
-        self.memory_embeddings.append(
-            last_embedding(
-                vocabulary_size,
-                embedding_dim,
-                embeddings_initializer=normal(),
-                dtype=self.dtype_policy,
-                name=f"memory_embedding_{num_embeddings - 1}",
-            )
-        )
-        self.temporal_encodings = [
-            TemporalEncoding(
-                memory_size,
-                embeddings_initializer=normal(),
-                dtype=self.dtype_policy,
-                name=f"temporal_encoding_{i}",
-            )
-            for i in range(num_embeddings)
-        ]
-        if weight_tying == "layerwise":
-            shared_hop = MemoryHop(
-                linear_units=linear_units,
-                kernel_initializer=normal(),
-                dtype=self.dtype_policy,
-                name="memory_hop",
-            )
-            self.memory_hops = [shared_hop]
-        if output == "adaptive":
-            self.output_projection = AdaptiveSoftmax(
-                vocabulary_size,
-                self.adaptive_cutoffs,
-                kernel_initializer=normal(),
-                dtype=self.dtype_policy,
-                name="adaptive_softmax",
-            )
-        elif weight_tying == "layerwise":
-            self.output_projection = keras.layers.Dense(
-                vocabulary_size,
-                use_bias=False,
-                kernel_initializer=normal(),
-                dtype=self.dtype_policy,
-                name="output_projection",
-            )
-        else:
-            self.output_projection = None
-        if weight_tying == "adjacent":
-            self.memory_hops = [
-                MemoryHop(
-                    linear_units=linear_units,
-                    use_query_projection=False,
-                    dtype=self.dtype_policy,
-                    name=f"memory_hop_{i}",
-                )
-                for i in range(hops)
-            ]
-        self.dropout_layer = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="dropout"
-        )
         self._decoders = _DecoderCache()
+
+    # The backbone owns the architecture; these read it from there.
+    @property
+    def vocabulary_size(self):
+        return self.backbone.vocabulary_size
+
+    @property
+    def hops(self):
+        return self.backbone.hops
+
+    @property
+    def memory_size(self):
+        return self.backbone.memory_size
+
+    @property
+    def embedding_dim(self):
+        return self.backbone.embedding_dim
+
+    @property
+    def linear_units(self):
+        return self.backbone.linear_units
+
+    @property
+    def weight_tying(self):
+        return self.backbone.weight_tying
+
+    @property
+    def dropout(self):
+        return self.backbone.dropout
+
+    @property
+    def query_value(self):
+        return self.backbone.query_value
+
+    @property
+    def init_stddev(self):
+        return self.backbone.init_stddev
+
+    @property
+    def vocabulary(self):
+        """The preprocessor's vocabulary, or `None`."""
+        return self.preprocessor.vocabulary
+
+    @property
+    def memory_embeddings(self):
+        """The backbone's memory embeddings, A and C (or one per hop + 1)."""
+        return self.backbone.memory_embeddings
+
+    @property
+    def temporal_encodings(self):
+        """The backbone's temporal encodings, one per memory embedding."""
+        return self.backbone.temporal_encodings
+
+    @property
+    def memory_hops(self):
+        """The backbone's hops: one shared hop, or one per hop."""
+        return self.backbone.memory_hops
 
     @property
     def embedding_layers(self):
         """The word-embedding layers, `(vocabulary_size, embedding_dim)`."""
-        return list(self.memory_embeddings)
+        return list(self.backbone.memory_embeddings)
 
     def build(self, input_shape):
-        self._check_input_shape(input_shape)
-        batch = input_shape[0]
-        memory_shape = (batch, self.memory_size, self.embedding_dim)
-        state_shape = (batch, self.embedding_dim)
-        for embedding in self.memory_embeddings:
-            embedding.build((batch, self.memory_size))
-        for encoding in self.temporal_encodings:
-            encoding.build(memory_shape)
-        for hop in self.memory_hops:
-            hop.build(state_shape, memory_shape, memory_shape)
-        if self.output_projection is not None:
-            self.output_projection.build(state_shape)
-        self.dropout_layer.build(memory_shape)
+        self.backbone._check_input_shape(input_shape)
+        # The backbone was built on construction; only the head is left.
+        state_shape = (input_shape[0], self.embedding_dim)
+        head = [self.output_projection, self.state_dropout]
+        for layer in head:
+            if layer is not None and not layer.built:
+                layer.build(state_shape)
 
     def call(self, token_ids, training=False):
-        self._check_input_shape(token_ids.shape)
-        token_ids = ops.cast(token_ids, "int32")
-        if token_ids.shape[1] is None:
-            raise ValueError(
-                "MemN2NLM needs the length of its input known when traced: "
-                "it decides between the window form (memory_size ids) and "
-                "the sequence form (more ids). Received: shape="
-                f"{tuple(token_ids.shape)}."
-            )
-        state = self._final_state(token_ids, training)
-        state = self.dropout_layer(state, training=training)
+        state = self.backbone(token_ids, training=training)
+        state = self.state_dropout(state, training=training)
         if self.output_mode == "adaptive":
             log_probs = self.output_projection(state)
             if training:
@@ -325,65 +301,17 @@ class MemN2NLM(keras.Model):
         if self.output_projection is not None:
             logits = self.output_projection(state)
         else:
-            logits = self.memory_embeddings[-1](state, reverse=True)
+            logits = self.backbone.token_embedding(state, reverse=True)
         # Keep the softmax in float32 under mixed precision.
         return ops.cast(logits, "float32")
 
-    def _final_state(self, token_ids, training):
-        """The controller state after the last hop.
-
-        Window form: one window per row, `(batch, dim)`; the slot encodings
-        are added to the embedded slots. Sequence form: every window of a
-        row, `(batch, T, dim)`; each token is embedded once and the slot
-        encodings enter the hops' scores and reads directly (see
-        `MemoryHop`'s sequence form), so dropout drops units of a token's
-        embedding for every window that reads it, not per window.
-        """
-        memory_mask = ops.not_equal(token_ids, 0)
-        num_windows = token_ids.shape[1] - self.memory_size + 1
-        if num_windows == 1:
-            memories = [
-                encoding(embedding(token_ids))
-                for embedding, encoding in zip(
-                    self.memory_embeddings, self.temporal_encodings
-                )
-            ]
-            encodings = [None] * len(memories)
-            state_shape = (ops.shape(token_ids)[0], self.embedding_dim)
-        else:
-            memories = [
-                embedding(token_ids) for embedding in self.memory_embeddings
-            ]
-            encodings = [e.embeddings for e in self.temporal_encodings]
-            state_shape = (
-                ops.shape(token_ids)[0], num_windows, self.embedding_dim
-            )
-        memories = [
-            self.dropout_layer(memory, training=training) for memory in memories
-        ]
-        state = ops.full(
-            state_shape, self.query_value, dtype=self.compute_dtype
-        )
-        for k in range(self.hops):
-            if self.weight_tying == "layerwise":
-                hop, keys, values = self.memory_hops[0], 0, 1
-            else:
-                hop, keys, values = self.memory_hops[k], k, k + 1
-            state = hop(
-                state,
-                memories[keys],
-                memories[values],
-                mask=memory_mask,
-                key_encodings=encodings[keys],
-                value_encodings=encodings[values],
-            )
-        return state
+    def _final_state(self, token_ids, training=False):
+        """The controller state after the last hop (see `MemN2NBackbone`)."""
+        return self.backbone(token_ids, training=training)
 
     def compute_output_shape(self, input_shape):
-        if input_shape[1] == self.memory_size:
-            return (input_shape[0], self.vocabulary_size)
-        num_windows = input_shape[1] - self.memory_size + 1
-        return (input_shape[0], num_windows, self.vocabulary_size)
+        state_shape = self.backbone.compute_output_shape(input_shape)
+        return tuple(state_shape[:-1]) + (self.vocabulary_size,)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
@@ -426,53 +354,67 @@ class MemN2NLM(keras.Model):
             return None
         return loss.reduction
 
-    def _check_input_shape(self, shape):
-        if len(shape) != 2 or (
-            shape[-1] is not None and shape[-1] < self.memory_size
-        ):
-            raise ValueError(
-                "MemN2NLM expects token ids of shape (batch, memory_size="
-                f"{self.memory_size}) for one window per row, or (batch, "
-                "memory_size + T - 1) for T windows per row. Received: "
-                f"shape={tuple(shape)}. Left-pad short contexts with 0."
-            )
-
     def _check_token_ids(self, token_ids):
         """Checks ids given as arrays; symbolic or dataset inputs are not."""
         if isinstance(token_ids, (list, tuple)):
             token_ids = np.asarray(token_ids)
         if not isinstance(token_ids, np.ndarray):
             return
-        self._check_input_shape(token_ids.shape)
-        self._check_id_range(token_ids)
+        self.backbone._check_input_shape(token_ids.shape)
+        check_id_range(token_ids, self.vocabulary_size)
 
-    def _check_id_range(self, token_ids):
-        if token_ids.size and (
-            token_ids.min() < 0 or token_ids.max() >= self.vocabulary_size
-        ):
-            raise ValueError(
-                "Token ids must be in [0, vocabulary_size="
-                f"{self.vocabulary_size}). Received ids from "
-                f"{token_ids.min()} to {token_ids.max()}."
-            )
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss="auto",
+        *,
+        metrics=None,
+        weighted_metrics="auto",
+        jit_compile="auto",
+        **kwargs,
+    ):
+        """`keras.Model.compile`, with defaults for a language model.
 
-    def compile(self, *args, jit_compile="auto", **kwargs):
-        """`keras.Model.compile`, with XLA on by default on TensorFlow.
-
-        Keras's `jit_compile="auto"` turns XLA off on TensorFlow without a
-        GPU. For this model XLA trains faster on CPU too (about 1.4x to 2.4x
-        at the paper's sizes, both outputs; benchmarks/train_throughput.py),
-        so `"auto"` means `True` here on TensorFlow. JAX always compiles
-        with XLA; PyTorch keeps Keras's default (eager). Pass
-        `jit_compile=False` to turn it off.
+        Args:
+            optimizer: as in `keras.Model.compile`; Keras's default.
+            loss: `"auto"` (default) means
+                `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`,
+                which also selects the adaptive softmax's fast loss. `None`
+                means no compiled loss.
+            metrics: as in `keras.Model.compile`.
+            weighted_metrics: `"auto"` (default) means
+                `[keras_memnet.metrics.Perplexity(from_logits=True)]` when
+                no `metrics` are given, else none. Weighted, so that the
+                zero-weight padding of sequence-form rows is not scored.
+            jit_compile: `"auto"` (default) means `True` on TensorFlow.
+                Keras's `"auto"` turns XLA off on TensorFlow without a GPU,
+                but for this model XLA trains faster on CPU too (about 1.4x
+                to 2.4x at the paper's sizes, both outputs;
+                benchmarks/train_throughput.py). JAX always compiles with
+                XLA; PyTorch keeps Keras's default (eager). Pass `False` to
+                turn it off.
+            **kwargs: other arguments of `keras.Model.compile`.
         """
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if weighted_metrics == "auto":
+            weighted_metrics = (
+                [Perplexity(from_logits=True)] if metrics is None else None
+            )
         if (
             jit_compile == "auto"
             and keras.config.backend() == "tensorflow"
             and not kwargs.get("run_eagerly")
         ):
             jit_compile = True
-        super().compile(*args, jit_compile=jit_compile, **kwargs)
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            jit_compile=jit_compile,
+            **kwargs,
+        )
 
     def compile_from_config(self, config):
         # Keras skips compiling a loaded model whose `compile` is overridden,
@@ -516,6 +458,46 @@ class MemN2NLM(keras.Model):
             if length is not None:
                 lengths[name] = length
 
+    def evaluate_text(self, text, sequence_length=100, batch_size=16):
+        """Perplexity of the model on a text (or 1-D token ids).
+
+        Every token after the first `memory_size` is scored once, with its
+        full `memory_size`-token context, in the sequence form (see
+        `MemN2NLMPreprocessor.sequences`); the model need not be compiled,
+        and its compiled loss and metrics are left alone.
+
+        Args:
+            text: a string (needs `vocabulary`; unknown words count as its
+                `<unk>`) or 1-D int token ids.
+            sequence_length: int >= 1, targets scored per row.
+            batch_size: int >= 1, rows per step.
+
+        Returns:
+            A dict: `perplexity`, `bits_per_token` (bits per character for
+            a character model) and `targets`, the number of tokens scored.
+        """
+        sequence_length = check_int(
+            "sequence_length", sequence_length, minimum=1
+        )
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        inputs, targets, weights = self.preprocessor.sequences(
+            text, sequence_length
+        )
+        perplexity = Perplexity(from_logits=True)
+        for start in range(0, len(inputs), batch_size):
+            rows = slice(start, start + batch_size)
+            perplexity.update_state(
+                targets[rows],
+                self.predict_on_batch(inputs[rows]),
+                sample_weight=weights[rows],
+            )
+        value = float(perplexity.result())
+        return {
+            "perplexity": value,
+            "bits_per_token": float(np.log2(value)),
+            "targets": int(weights.sum()),
+        }
+
     def generate(
         self,
         prompt,
@@ -532,7 +514,7 @@ class MemN2NLM(keras.Model):
         The decoding loop is compiled (see
         `keras_memnet.generation.WindowedDecoder`). Only the last
         `memory_size` tokens of a prompt are read; shorter prompts are
-        left-padded.
+        left-padded (`preprocessor.generate_preprocess`).
 
         Args:
             prompt: a string or list of strings (needs `vocabulary`), or
@@ -552,48 +534,10 @@ class MemN2NLM(keras.Model):
             prompts) when given text, an int array when given ids (1-D for a
             1-D prompt).
         """
-        if isinstance(max_length, bool) or not isinstance(max_length, int):
-            raise ValueError(
-                "`max_length` must be an integer >= 1. "
-                f"Received: max_length={max_length!r}"
-            )
-        if max_length < 1:
-            raise ValueError(
-                "`max_length` must be an integer >= 1. "
-                f"Received: max_length={max_length}"
-            )
-        as_text = isinstance(prompt, str) or (
-            isinstance(prompt, (list, tuple))
-            and len(prompt) > 0
-            and all(isinstance(p, str) for p in prompt)
-        )
-        single = isinstance(prompt, str) if as_text else np.ndim(prompt) == 1
-        if as_text:
-            if self.vocabulary is None:
-                raise ValueError(
-                    "Text prompts need a model with a `vocabulary`. Pass "
-                    "token ids, or build the model with `vocabulary=...`."
-                )
-            texts = [prompt] if isinstance(prompt, str) else list(prompt)
-            rows = [self.vocabulary.encode(text) for text in texts]
-        else:
-            ids = np.asarray(prompt)
-            if ids.ndim not in (1, 2) or not np.issubdtype(
-                ids.dtype, np.integer
-            ):
-                raise ValueError(
-                    "`prompt` must be text or integer token ids of shape "
-                    f"(length,) or (batch, length). Received: {prompt!r:.80}"
-                )
-            rows = list(np.atleast_2d(ids))
-        for row in rows:
-            if len(row) == 0 or not np.any(np.asarray(row) != 0):
-                raise ValueError(
-                    "`prompt` is empty: every prompt needs at least one "
-                    "token that is not padding."
-                )
-        prompt_ids = _left_pad([row[-self.memory_size :] for row in rows])
-        self._check_id_range(prompt_ids)
+        max_length = check_int("max_length", max_length, minimum=1)
+        as_text = is_text(prompt)
+        prompt_ids = self.preprocessor.generate_preprocess(prompt)
+        check_id_range(prompt_ids, self.vocabulary_size)
         decoder = self._decoders.get(
             self,
             sampler,
@@ -603,24 +547,24 @@ class MemN2NLM(keras.Model):
             ),
         )
         new_ids = decoder.generate(prompt_ids, max_length, seed=seed)
+        single = isinstance(prompt, str) or (
+            not as_text and np.ndim(prompt) == 1
+        )
+        if single:
+            new_ids = new_ids[0]
         if as_text:
-            texts = [self.vocabulary.decode(row) for row in new_ids]
-            return texts[0] if single else texts
-        return new_ids[0] if single else new_ids
+            return self.preprocessor.generate_postprocess(new_ids)
+        return new_ids
 
     def get_config(self):
         config = super().get_config()
+        # The backbone's arguments, without its own name, trainable, dtype.
+        backbone_config = self.backbone.get_config()
+        for key in keras.Model.get_config(self.backbone):
+            del backbone_config[key]
+        config.update(backbone_config)
         config.update(
             {
-                "vocabulary_size": self.vocabulary_size,
-                "hops": self.hops,
-                "memory_size": self.memory_size,
-                "embedding_dim": self.embedding_dim,
-                "linear_units": self.linear_units,
-                "weight_tying": self.weight_tying,
-                "dropout": self.dropout,
-                "query_value": self.query_value,
-                "init_stddev": self.init_stddev,
                 "vocabulary": keras.saving.serialize_keras_object(
                     self.vocabulary
                 ),
@@ -692,18 +636,3 @@ def _input_length(x):
         return None
     return shape[1]
 
-
-def _left_pad(rows):
-    length = max(len(row) for row in rows)
-    padded = np.zeros((len(rows), length), dtype="int32")
-    for i, row in enumerate(rows):
-        padded[i, length - len(row) :] = row
-    return padded
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )

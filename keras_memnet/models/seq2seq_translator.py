@@ -4,20 +4,27 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memnet.datasets.sentence_pairs import END_TOKEN
-from keras_memnet.datasets.sentence_pairs import START_TOKEN
-from keras_memnet.datasets.sentence_pairs import encode_sentence_pairs
-from keras_memnet.datasets.sentence_pairs import pad_sequences
-from keras_memnet.datasets.sentence_pairs import tokenize_sentence
 from keras_memnet.generation.seq2seq_beam_search import SearchModel
 from keras_memnet.layers.seq2seq_lstm import Seq2SeqLSTM
-from keras_memnet.layers.seq2seq_lstm import distinct_initializer
+from keras_memnet.tokenizers.sentence_pair_tokenization import END_TOKEN
+from keras_memnet.tokenizers.sentence_pair_tokenization import START_TOKEN
+from keras_memnet.tokenizers.sentence_pair_tokenization import (
+    encode_sentence_pairs,
+)
+from keras_memnet.tokenizers.sentence_pair_tokenization import (
+    tokenize_sentence,
+)
+from keras_memnet.utils.arguments import check_float
+from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.arguments import check_one_of
+from keras_memnet.utils.initializers import clone_initializer
+from keras_memnet.presets.preset_mixin import PresetMixin
 
 SAMPLERS = ("greedy", "beam")
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
-class Seq2SeqTranslator(keras.Model):
+class Seq2SeqTranslator(PresetMixin, keras.Model):
     """Word-level translation model of Sutskever, Vinyals & Le (2014).
 
     Source and target words are embedded (id 0 is padding and masked), a
@@ -54,7 +61,7 @@ class Seq2SeqTranslator(keras.Model):
             source words.
         target_vocabulary: `WordVocabulary` of target words; it must hold
             `start_token` and `end_token` (see
-            `keras_memnet.datasets.sentence_pairs.build_vocabularies`).
+            `keras_memnet.tokenizers.build_vocabularies`).
         embedding_dim: int >= 1. Word embedding size.
         units: int >= 1. Cells per LSTM layer.
         num_layers: int >= 1. LSTM layers in the encoder and the decoder.
@@ -69,7 +76,7 @@ class Seq2SeqTranslator(keras.Model):
 
     Example:
 
-    >>> from keras_memnet.datasets.sentence_pairs import build_vocabularies
+    >>> from keras_memnet.tokenizers import build_vocabularies
     >>> pairs = [("1 2 3", "3 2 1"), ("4 5", "5 4")] * 8
     >>> source_vocab, target_vocab = build_vocabularies(pairs)
     >>> model = Seq2SeqTranslator(source_vocab, target_vocab,
@@ -111,27 +118,19 @@ class Seq2SeqTranslator(keras.Model):
                 raise ValueError(
                     f"`target_vocabulary` has no `{argument}` {token!r}. "
                     "Build the vocabularies with "
-                    "`keras_memnet.datasets.sentence_pairs."
-                    "build_vocabularies`, which adds the start and end "
-                    "tokens."
+                    "`keras_memnet.tokenizers.build_vocabularies`, which "
+                    "adds the start and end tokens."
                 )
         if start_token == end_token:
             raise ValueError(
                 "`start_token` and `end_token` must differ. Both are "
                 f"{start_token!r}."
             )
-        if (
-            isinstance(embedding_dim, bool)
-            or not isinstance(embedding_dim, int)
-            or embedding_dim < 1
-        ):
-            raise ValueError(
-                "`embedding_dim` must be an integer >= 1. "
-                f"Received: embedding_dim={embedding_dim!r}"
-            )
         self.source_vocabulary = source_vocabulary
         self.target_vocabulary = target_vocabulary
-        self.embedding_dim = embedding_dim
+        self.embedding_dim = check_int(
+            "embedding_dim", embedding_dim, minimum=1
+        )
         self.units = units
         self.num_layers = num_layers
         self.reverse_source = reverse_source
@@ -148,7 +147,7 @@ class Seq2SeqTranslator(keras.Model):
         def weights_initializer(default, offset):
             if self.initializer is None:
                 return default
-            return distinct_initializer(self.initializer, offset)
+            return clone_initializer(self.initializer, offset)
 
         # Seq2SeqLSTM validates units, num_layers, reverse_source, dropout.
         self.encoder_decoder = Seq2SeqLSTM(
@@ -289,6 +288,8 @@ class Seq2SeqTranslator(keras.Model):
             `"source_ids"` and `"decoder_input_ids"` (`<start>` + target),
             `y` the padded labels (target + `<end>`).
         """
+        if not len(pairs):
+            raise ValueError("`pairs` is empty; give at least one pair.")
         source_ids, decoder_input_ids, label_ids = encode_sentence_pairs(
             pairs,
             self.source_vocabulary,
@@ -298,10 +299,10 @@ class Seq2SeqTranslator(keras.Model):
         )
         return (
             {
-                "source_ids": pad_sequences(source_ids),
-                "decoder_input_ids": pad_sequences(decoder_input_ids),
+                "source_ids": _right_pad(source_ids),
+                "decoder_input_ids": _right_pad(decoder_input_ids),
             },
-            pad_sequences(label_ids),
+            _right_pad(label_ids),
         )
 
     def encode_sources(self, texts, length=None):
@@ -327,7 +328,14 @@ class Seq2SeqTranslator(keras.Model):
             sequences.append(self.source_vocabulary.encode(tokens))
         if not sequences:
             raise ValueError("`texts` is empty; give at least one sentence.")
-        return pad_sequences(sequences, length)
+        longest = max(len(sequence) for sequence in sequences)
+        length = check_int("length", length, minimum=1, allow_none=True)
+        if length is not None and length < longest:
+            raise ValueError(
+                f"`length`={length} is shorter than the longest sentence "
+                f"({longest} tokens)."
+            )
+        return _right_pad(sequences, length)
 
     def translate(
         self,
@@ -371,50 +379,23 @@ class Seq2SeqTranslator(keras.Model):
                 "trained. Train it with `fit()` first (or load a trained "
                 "model with `keras.saving.load_model`)."
             )
-        if sampler not in SAMPLERS:
-            raise ValueError(
-                f"`sampler` must be one of {SAMPLERS}. "
-                f"Received: sampler={sampler!r}"
-            )
-        if sampler == "beam" and (
-            isinstance(num_beams, bool)
-            or not isinstance(num_beams, int)
-            or num_beams < 1
-        ):
-            raise ValueError(
-                "`num_beams` must be an integer >= 1. "
-                f"Received: num_beams={num_beams!r}"
-            )
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, int)
-            or batch_size < 1
-        ):
-            raise ValueError(
-                "`batch_size` must be an integer >= 1. "
-                f"Received: batch_size={batch_size!r}"
-            )
-        if not isinstance(length_penalty, (int, float)) or length_penalty < 0:
-            raise ValueError(
-                "`length_penalty` must be a number >= 0. "
-                f"Received: length_penalty={length_penalty!r}"
-            )
+        check_one_of("sampler", sampler, SAMPLERS)
+        if sampler == "beam":
+            num_beams = check_int("num_beams", num_beams, minimum=1)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        length_penalty = check_float(
+            "length_penalty", length_penalty, minimum=0
+        )
+        max_length = check_int(
+            "max_length", max_length, minimum=1, allow_none=True
+        )
         source_ids = self.encode_sources(texts)
         if max_length is None:
             max_length = 2 * source_ids.shape[1] + 10
-        if (
-            isinstance(max_length, bool)
-            or not isinstance(max_length, int)
-            or max_length < 1
-        ):
-            raise ValueError(
-                "`max_length` must be an integer >= 1. "
-                f"Received: max_length={max_length!r}"
-            )
         search = self._search_model(
             None if sampler == "greedy" else num_beams,
             max_length,
-            float(length_penalty),
+            length_penalty,
         )
         # Fixed batch and length buckets let one compiled loop serve every
         # batch; the filler rows are dropped afterwards.
@@ -482,6 +463,14 @@ class Seq2SeqTranslator(keras.Model):
         for key in ("source_vocabulary", "target_vocabulary"):
             config[key] = _as_vocabulary(config[key], key)
         return cls(**config)
+
+
+def _right_pad(sequences, length=None):
+    """Right-pads int sequences with 0 into a `(len(sequences), length)`
+    int32 array; `length` defaults to the longest sequence."""
+    return keras.utils.pad_sequences(
+        sequences, maxlen=length, dtype="int32", padding="post", value=0
+    )
 
 
 def _as_vocabulary(vocabulary, argument):

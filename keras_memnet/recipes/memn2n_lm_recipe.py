@@ -2,6 +2,9 @@ import keras
 
 from keras_memnet.callbacks.gradient_norm_clipping import GradientNormClipping
 from keras_memnet.callbacks.plateau_annealing import PlateauAnnealing
+from keras_memnet.utils.arguments import check_float
+from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.arguments import check_one_of
 
 # Targets per row of the sequence form; see the class docstring.
 DEFAULT_SEQUENCE_LENGTH = 4
@@ -73,7 +76,8 @@ class MemN2NLMRecipe:
             to `0.01`.
         summed_max_norm: the paper's clip, for the summed loss. Defaults to
             `50.0`.
-        anneal_factor: divisor of the rate on a plateau. Defaults to `1.5`.
+        anneal_factor: number > 1, divisor of the rate on a plateau.
+            Defaults to `1.5`.
         summed_min_learning_rate: the paper's stopping floor. Defaults to
             `1e-5`.
         optimizer: `"sgd"` (default, the paper's), `"adagrad"` or `"adam"`.
@@ -125,46 +129,31 @@ class MemN2NLMRecipe:
         weight_decay=None,
         monitor="val_loss",
     ):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise ValueError(
-                f"`batch_size` must be an integer >= 1. Received: {batch_size!r}"
-            )
-        if batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be an integer >= 1. Received: {batch_size}"
-            )
-        if sequence_length is not None and (
-            isinstance(sequence_length, bool)
-            or not isinstance(sequence_length, int)
-            or sequence_length < 1
-        ):
-            raise ValueError(
-                "`sequence_length` must be None or an integer >= 1. "
-                f"Received: {sequence_length!r}"
-            )
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        sequence_length = check_int(
+            "sequence_length", sequence_length, minimum=1, allow_none=True
+        )
         if sequence_lr_scale is None:
             sequence_lr_scale = self.DEFAULT_SEQUENCE_LR_SCALE
-        if optimizer not in self.OPTIMIZERS:
-            raise ValueError(
-                f"`optimizer` must be one of {self.OPTIMIZERS}. "
-                f"Received: optimizer={optimizer!r}"
-            )
+        check_one_of("optimizer", optimizer, self.OPTIMIZERS)
         for name, value in (
             ("summed_learning_rate", summed_learning_rate),
             ("summed_max_norm", summed_max_norm),
             ("summed_min_learning_rate", summed_min_learning_rate),
             ("sequence_lr_scale", sequence_lr_scale),
         ):
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"`{name}` must be > 0. Received: {value!r}")
-        if learning_rate is not None and not learning_rate > 0:
-            raise ValueError(
-                f"`learning_rate` must be > 0. Received: {learning_rate!r}"
-            )
-        if weight_decay is not None and not weight_decay >= 0:
-            raise ValueError(
-                f"`weight_decay` must be >= 0. Received: {weight_decay!r}"
-            )
+            check_float(name, value, minimum=0, min_inclusive=False)
+        check_float(
+            "anneal_factor", anneal_factor, minimum=1, min_inclusive=False
+        )
+        check_float(
+            "learning_rate",
+            learning_rate,
+            minimum=0,
+            min_inclusive=False,
+            allow_none=True,
+        )
+        check_float("weight_decay", weight_decay, minimum=0, allow_none=True)
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.sequence_length = sequence_length

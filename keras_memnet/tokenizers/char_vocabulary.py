@@ -5,6 +5,7 @@ import numpy as np
 
 from keras_memnet.tokenizers.vocabulary import PAD_TOKEN
 from keras_memnet.tokenizers.vocabulary import Vocabulary
+from keras_memnet.utils.arguments import check_int
 
 TEXT8_SYMBOLS = " abcdefghijklmnopqrstuvwxyz"
 
@@ -78,12 +79,7 @@ class CharVocabulary(Vocabulary):
                 characters out and text with them is encoded later.
             pad_token: str. Token for id 0.
         """
-        if isinstance(min_count, bool) or not isinstance(
-            min_count, (int, np.integer)
-        ) or min_count < 1:
-            raise ValueError(
-                f"`min_count` must be an integer >= 1. Got: {min_count!r}"
-            )
+        min_count = check_int("min_count", min_count, minimum=1)
         texts = [text] if isinstance(text, str) else list(text)
         counts = {}
         for part in texts:

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from keras_memnet.utils.arguments import check_int
+
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"
 
@@ -93,20 +95,19 @@ class Vocabulary:
         return token_id
 
     def id_to_token(self, token_id):
-        """Token for `token_id`, which must be in `[0, size)`."""
-        if not 0 <= int(token_id) < self.size:
-            raise ValueError(
-                f"`token_id` must be in [0, {self.size}). Got: {token_id}"
-            )
-        return self._tokens[int(token_id)]
+        """Token for `token_id`, an int in `[0, size)`."""
+        token_id = check_int(
+            "token_id", token_id, minimum=0, maximum=self.size - 1
+        )
+        return self._tokens[token_id]
 
     def _tokens_of(self, ids, skip_pad):
         """The tokens of `ids`, checked to be in range."""
         ids = np.asarray(ids).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= self.size):
             raise ValueError(
-                f"`ids` must be in [0, {self.size}). Got values from "
-                f"{ids.min()} to {ids.max()}."
+                f"`ids` must be in [0, {self.size - 1}]. Received: values "
+                f"from {ids.min()} to {ids.max()}."
             )
         tokens = self._tokens
         return [tokens[i] for i in ids.tolist() if not (skip_pad and i == 0)]

@@ -9,6 +9,7 @@ import numpy as np
 from keras_memnet.tokenizers.vocabulary import PAD_TOKEN
 from keras_memnet.tokenizers.vocabulary import UNK_TOKEN
 from keras_memnet.tokenizers.vocabulary import Vocabulary
+from keras_memnet.utils.arguments import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
@@ -92,22 +93,12 @@ class WordVocabulary(Vocabulary):
                 tokens; the most frequent types are kept.
             pad_token: str. Token for id 0.
         """
-        if isinstance(min_count, bool) or not isinstance(
-            min_count, (int, np.integer)
-        ) or min_count < 1:
-            raise ValueError(
-                f"`min_count` must be an integer >= 1. Got: {min_count!r}"
-            )
+        min_count = check_int("min_count", min_count, minimum=1)
         num_specials = 1 + (unk_token is not None)
-        if max_size is not None and (
-            isinstance(max_size, bool)
-            or not isinstance(max_size, (int, np.integer))
-            or max_size <= num_specials
-        ):
-            raise ValueError(
-                "`max_size` must be None or an integer greater than the "
-                f"number of special tokens ({num_specials}). Got: {max_size!r}"
-            )
+        # Room for at least one word type besides the special tokens.
+        max_size = check_int(
+            "max_size", max_size, minimum=num_specials + 1, allow_none=True
+        )
         counts = collections.Counter()
         for words in _iterate_word_lists(text):
             counts.update(words)

@@ -1,0 +1,1 @@
+"""Helpers shared by the package: argument checks and initializers."""
