@@ -298,6 +298,8 @@ def build_variant(name, config, jit_compile, clip=True, batch_size=128):
         model.compile(
             optimizer=keras.optimizers.SGD(0.1),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            # The bare step: no metric (MemN2NLM would add Perplexity).
+            weighted_metrics=None,
             **kwargs,
         )
         if clip and not name.endswith("-noclip"):
