@@ -91,8 +91,17 @@ def parse_args(argv=None):
                         "give a seed study its own, to keep the full table")
     parser.add_argument("--fast", action="store_true",
                         help="tiny sizes for a smoke test")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="checkpoint every epoch of every row and seed "
+                        "under this directory (one subdirectory each)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the runs checkpointed in "
+                        "--checkpoint-dir; finished ones are not retrained "
+                        "(their per-epoch test curve is then not redrawn)")
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.resume and not args.checkpoint_dir:
+        parser.error("--resume needs --checkpoint-dir")
     args.rows = list(STUDY_ROWS) if args.rows == "all" else args.rows.split(",")
     for row in args.rows:
         if row not in STUDY_ROWS:
@@ -171,6 +180,10 @@ def run_row(corpus, row, seed, args):
         seed=seed,
         callbacks=[test_curve],
         train_windows=args.train_windows,
+        checkpoint_dir=args.checkpoint_dir and os.path.join(
+            args.checkpoint_dir, f"{hops}hops_seed{seed}"
+        ),
+        resume=args.resume,
         verbose=args.verbose,
     )
     model = run["model"]

@@ -109,8 +109,16 @@ def parse_args(argv=None):
                         help="evaluate on only the first N validation and "
                         "test tokens (default: all)")
     parser.add_argument("--fast", action="store_true")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="checkpoint every MemN2NLM epoch under this "
+                        "directory (one subdirectory per hop count)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue MemN2NLM runs from --checkpoint-dir; "
+                        "the wall-clock budget starts again on resume")
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.resume and not args.checkpoint_dir:
+        parser.error("--resume needs --checkpoint-dir")
     if args.form == "sequence":
         if args.sequence_length is None:
             args.sequence_length = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
@@ -179,6 +187,10 @@ def train_memn2n(corpus, hops, minutes, args):
         # The sequence form reads the whole training split every epoch.
         train_windows=args.windows_per_epoch if window_form else None,
         evaluate=("test",),
+        checkpoint_dir=args.checkpoint_dir and os.path.join(
+            args.checkpoint_dir, f"memn2n_{hops}hops"
+        ),
+        resume=args.resume,
         verbose=args.verbose,
     )
     return {

@@ -40,11 +40,24 @@ Run from the repository root:
 `--max-train-minutes` stops each model's training early if the machine is
 slower than expected, so the whole run stays within its budget; the report
 says whether that happened.
+
+`--attention-hops N` (N >= 1) gives the models attention over the
+encoder's states through N `keras_memnet.layers.MemoryHop`s (Luong et al.,
+2015; see `Seq2SeqTranslator`); 0, the default, is the paper's model.
+`--replace-unknown` (needs attention) also decodes with each output
+`<unk>` replaced by the most attended source word. Every decoding reports
+BLEU and its `<unk>` rate (the share of output words that are `<unk>`).
+`--save PATH` writes the reversed-source model to PATH (a `.keras` file
+that loads with `keras.saving.load_model(PATH, safe_mode=True)`) right
+after training, before it is evaluated; the path is checked before any
+training starts, and the saved model is reloaded to confirm that it gives
+the same translations.
 """
 
 import argparse
 import json
 import pathlib
+import tempfile
 import time
 
 import keras
@@ -91,7 +104,88 @@ def parse_args():
         help="Train only the reversed-source model (skips the comparison).",
     )
     parser.add_argument("--output", help="Write the results as JSON here.")
-    return parser.parse_args()
+    parser.add_argument(
+        "--attention-hops",
+        type=int,
+        default=0,
+        help="MemoryHop attention hops per decoder step (0: no attention, "
+        "the paper's model).",
+    )
+    parser.add_argument(
+        "--replace-unknown",
+        action="store_true",
+        help="Also decode with each <unk> replaced by the most attended "
+        "source word (needs --attention-hops >= 1).",
+    )
+    parser.add_argument(
+        "--save",
+        metavar="PATH",
+        help="Save the trained reversed-source model to this .keras file.",
+    )
+    args = parser.parse_args()
+    if args.attention_hops < 0:
+        parser.error(
+            f"--attention-hops must be >= 0. Received: {args.attention_hops}"
+        )
+    if args.replace_unknown and args.attention_hops < 1:
+        parser.error(
+            "--replace-unknown needs attention: pass --attention-hops 1 "
+            "(or more)."
+        )
+    if args.save:
+        problem = check_save_path(args.save)
+        if problem:
+            parser.error(f"--save {args.save}: {problem}")
+    return args
+
+
+def check_save_path(path):
+    """Returns why a model cannot be saved at `path`, or None if it can.
+
+    Checked before training, so that a bad path costs no training time:
+    the name must end in `.keras`, must not be a folder, and its folder
+    (created if missing) must accept a new file.
+    """
+    path = pathlib.Path(path)
+    if path.suffix != ".keras":
+        return (
+            "the file name must end in `.keras` (Keras's saving format). "
+            f"Received suffix {path.suffix!r}."
+        )
+    if path.is_dir():
+        return "this is a folder; give a file name ending in `.keras`."
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"its folder {str(folder)!r} is not writable ({error})."
+    return None
+
+
+def unknown_rate(translations, unknown_token):
+    """The share of output words that are `unknown_token`."""
+    words = [word for translation in translations
+             for word in translation.split()]
+    if not words:
+        return 0.0
+    return sum(word == unknown_token for word in words) / len(words)
+
+
+def save_and_check(model, path, test_sources):
+    """Saves `model` to `path`, reloads it in safe mode and checks that it
+    translates a sample of the test sentences identically."""
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    sample = test_sources[:50]
+    identical = all(
+        model.translate(sample, allow_unknown_sources=True, **kwargs)
+        == loaded.translate(sample, allow_unknown_sources=True, **kwargs)
+        for kwargs in ({"sampler": "greedy"}, {"num_beams": 2})
+    )
+    print(f"saved {path}; reloaded translations identical: {identical}")
+    return {"path": str(path), "reloaded_translations_identical": identical}
 
 
 def train_and_evaluate(args, reverse_source, train_pairs, test_sources,
@@ -107,6 +201,7 @@ def train_and_evaluate(args, reverse_source, train_pairs, test_sources,
         initializer=keras.initializers.RandomUniform(
             -args.init_scale, args.init_scale
         ),
+        attention_hops=args.attention_hops,
     )
     if args.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(args.learning_rate)
@@ -138,6 +233,7 @@ def train_and_evaluate(args, reverse_source, train_pairs, test_sources,
 
     result = {
         "reverse_source": reverse_source,
+        "attention_hops": args.attention_hops,
         "train_seconds": round(train_seconds, 1),
         "steps": steps_done,
         "epochs": round(steps_done / steps_per_epoch, 3),
@@ -145,7 +241,10 @@ def train_and_evaluate(args, reverse_source, train_pairs, test_sources,
         "final_train_loss": float(history.history["loss"][-1]),
         "final_learning_rate": float(model.optimizer.learning_rate),
     }
-    for name, kwargs in (
+    if args.save and reverse_source:
+        # Saved before evaluation, so a failure there loses no training.
+        result["saved"] = save_and_check(model, args.save, test_sources)
+    decodings = [
         ("greedy", {"sampler": "greedy"}),
         (
             f"beam{args.num_beams}",
@@ -155,16 +254,28 @@ def train_and_evaluate(args, reverse_source, train_pairs, test_sources,
                 "length_penalty": args.length_penalty,
             },
         ),
-    ):
+    ]
+    if args.replace_unknown:
+        decodings += [
+            (f"{name}_unk_replaced", dict(kwargs, replace_unknown=True))
+            for name, kwargs in decodings
+        ]
+    unknown_token = target_vocab.unk_token
+    for name, kwargs in decodings:
         start = time.perf_counter()
-        hypotheses = model.translate(test_sources, **kwargs)
+        # A test sentence made only of unknown words is still scored.
+        hypotheses = model.translate(
+            test_sources, allow_unknown_sources=True, **kwargs
+        )
         seconds = time.perf_counter() - start
         bleu = corpus_bleu(hypotheses, test_references)
+        rate = unknown_rate(hypotheses, unknown_token)
         result[f"bleu_{name}"] = round(bleu, 2)
+        result[f"unk_rate_{name}"] = round(rate, 4)
         result[f"decode_seconds_{name}"] = round(seconds, 1)
         print(
-            f"reverse_source={reverse_source} {name}: BLEU {bleu:.2f} "
-            f"({seconds:.1f}s)"
+            f"reverse_source={reverse_source} {name}: BLEU {bleu:.2f}, "
+            f"<unk> {100 * rate:.1f}% ({seconds:.1f}s)"
         )
         for source, hypothesis in list(zip(test_sources, hypotheses))[:5]:
             print(f"  {source} -> {hypothesis}")

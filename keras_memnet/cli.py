@@ -10,7 +10,9 @@ with their measured figures.
 """
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 
 PROTOCOLS = {
@@ -110,7 +112,26 @@ def build_parser():
         "the best weights are kept (default: 2)",
     )
     train.add_argument("--seed", type=int, default=1)
-    train.add_argument("--output", default="memn2n_lm.keras")
+    train.add_argument(
+        "--output",
+        default="memn2n_lm.keras",
+        help="where to save the model, a .keras file in an existing, "
+        "writable directory (default: memn2n_lm.keras)",
+    )
+    train.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="save a checkpoint there after every epoch (weights, optimizer, "
+        "annealing and early-stopping state); with --resume, a run killed "
+        "at any point continues from it and ends as an uninterrupted one. "
+        "Must be empty without --resume.",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint in --checkpoint-dir, if there is "
+        "one (else start afresh): rerun the same command after a crash",
+    )
     train.add_argument(
         "--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)"
     )
@@ -176,13 +197,98 @@ def _load(args):
     return load_model(args.model)
 
 
+def check_train_arguments(args):
+    """Refuses bad numbers and paths before any data is read."""
+    from keras_memnet.recipes.train_memn2n_lm import check_checkpoint_dir
+    from keras_memnet.utils.arguments import check_float
+    from keras_memnet.utils.arguments import check_int
+
+    for name in ("hops", "embedding_dim", "epochs", "batch_size"):
+        check_int(_flag(name), getattr(args, name), minimum=1)
+    for name in ("memory_size", "sequence_length"):
+        # `None` is the default: the protocol's or the recipe's.
+        check_int(_flag(name), getattr(args, name), minimum=1,
+                  allow_none=True)
+    check_int("--patience", args.patience, minimum=0)
+    check_int("--verbose", args.verbose, minimum=0, maximum=2)
+    check_float("--dropout", args.dropout, minimum=0, maximum=1,
+                max_inclusive=False)
+    check_float("--lr", args.lr, minimum=0, min_inclusive=False,
+                allow_none=True)
+    check_float("--weight-decay", args.weight_decay, minimum=0,
+                allow_none=True)
+    if args.sequence_length is not None and args.form == "window":
+        raise ValueError("--sequence-length applies only to --form sequence.")
+    if args.data is not None and not os.path.isfile(args.data):
+        raise ValueError(f"No file at --data {args.data!r}.")
+    check_output_path(args.output)
+    if args.resume and args.checkpoint_dir is None:
+        raise ValueError("--resume needs --checkpoint-dir.")
+    if args.checkpoint_dir is not None:
+        try:
+            check_checkpoint_dir(args.checkpoint_dir, args.resume)
+        except ValueError as error:
+            raise ValueError(
+                str(error)
+                .replace("`checkpoint_dir`=", "--checkpoint-dir ")
+                .replace("`resume=True`", "--resume")
+            ) from None
+
+
+def check_output_path(output):
+    """Refuses an output that `model.save` or `generate` would refuse."""
+    if not output.endswith(".keras"):
+        raise ValueError(
+            f"--output {output!r} must end with .keras (the format that "
+            "`keras-memnet generate` loads)."
+        )
+    if os.path.isdir(output):
+        raise ValueError(f"--output {output!r} is a directory.")
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"The directory of --output {output!r} does not exist: "
+            f"{directory!r}."
+        )
+    if not os.access(directory, os.W_OK):
+        raise ValueError(
+            f"The directory of --output {output!r} is not writable: "
+            f"{directory!r}."
+        )
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def save_model(model, output, checkpoint_dir):
+    """Saves to `output`; if that fails, next to the checkpoints.
+
+    Returns the path written and the error of the failed save (or `None`).
+    """
+    try:
+        model.save(output)
+        return output, None
+    except (OSError, ValueError) as error:
+        failure = error
+    fallback_dir = checkpoint_dir or tempfile.mkdtemp(prefix="keras-memnet-")
+    fallback = os.path.join(fallback_dir, os.path.basename(output))
+    if not fallback.endswith(".keras"):
+        fallback += ".keras"
+    model.save(fallback)
+    return fallback, failure
+
+
 def train(args):
     from keras_memnet import datasets
     from keras_memnet.recipes import MemN2NLMRecipe
     from keras_memnet.recipes import train_memn2n_lm
 
+    check_train_arguments(args)
     split, default_memory = PROTOCOLS[args.protocol]
-    memory_size = args.memory_size or default_memory
+    memory_size = (
+        default_memory if args.memory_size is None else args.memory_size
+    )
     started = time.time()
     if args.data is None and args.protocol == "study512k":
         corpus = datasets.text8_sample(split=split)
@@ -219,6 +325,8 @@ def train(args):
         patience=args.patience,
         seed=args.seed,
         verbose=args.verbose,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
     )
     model = run["model"]
 
@@ -233,8 +341,15 @@ def train(args):
     print(f"  greedy (ML): {greedy}")
     print(f"  random (RC): {sampled}")
 
-    model.save(args.output)
-    print(f"\nSaved {args.output} ({time.time() - started:.0f} s in all).")
+    saved, failure = save_model(model, args.output, args.checkpoint_dir)
+    if failure is not None:
+        print(
+            f"keras-memnet: error: cannot save --output {args.output!r} "
+            f"({failure}); the model was saved to {saved} instead.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"\nSaved {saved} ({time.time() - started:.0f} s in all).")
     return 0
 
 
@@ -315,12 +430,19 @@ COMMANDS = {
 
 
 def main(argv=None):
+    from keras_memnet.callbacks.nan_guard import NonFiniteTrainingError
+
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except ValueError as error:
         print(f"keras-memnet: error: {error}", file=sys.stderr)
         return 2
+    except NonFiniteTrainingError as error:
+        # Nothing is saved: a NaN model must not replace a good file.
+        print(f"keras-memnet: error: {error} Nothing was saved.",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

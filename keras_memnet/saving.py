@@ -13,9 +13,10 @@ def load_model(filepath, compile=True):
     """Loads a keras-memnet model from a `.keras` file, in safe mode.
 
     Unlike `keras.saving.load_model`, it first checks that the file is a
-    Keras archive holding a keras-memnet model, and says so clearly when it
-    is not. Lambda layers and other arbitrary code are refused
-    (`safe_mode=True`).
+    whole Keras archive (every member's checksum) holding a keras-memnet
+    model, and says so clearly when it is not; a damaged weights file
+    inside it is reported as such too. Lambda layers and other arbitrary
+    code are refused (`safe_mode=True`).
 
     Args:
         filepath: path to a `.keras` file.
@@ -42,6 +43,7 @@ def load_model(filepath, compile=True):
         raise ValueError(f"No model file at `filepath`={filepath!r}.")
     try:
         with zipfile.ZipFile(filepath) as archive:
+            damaged = archive.testzip()
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
         raise ValueError(
@@ -55,4 +57,19 @@ def load_model(filepath, compile=True):
             ", not a keras-memnet model. Load it with "
             "`keras.saving.load_model` instead."
         )
-    return keras.saving.load_model(filepath, compile=compile, safe_mode=True)
+    if damaged is not None:
+        raise ValueError(
+            f"{filepath!r} is damaged: its member {damaged!r} fails its "
+            "checksum. Save the model again or restore the file from a copy."
+        )
+    try:
+        return keras.saving.load_model(
+            filepath, compile=compile, safe_mode=True
+        )
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        # h5py reports a damaged weights file as an `OSError`.
+        raise ValueError(
+            f"{filepath!r} holds a keras-memnet model whose weights cannot "
+            f"be read ({type(error).__name__}: {error}). Save the model "
+            "again or restore the file from a copy."
+        ) from None

@@ -7,6 +7,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from keras.src import testing
 
 from keras_memnet.layers import AdaptiveSoftmax
 from keras_memnet.models import MemN2NLM
@@ -446,3 +447,74 @@ def test_compile_defaults_to_xla_on_tensorflow_and_survives_loading(tmp_path):
     assert loaded.jit_compile == model.jit_compile
     model.compile(optimizer="sgd", loss=cross_entropy, jit_compile=False)
     assert not model.jit_compile
+
+
+class AdaptiveSoftmaxLayerTest(testing.TestCase):
+    def test_run_layer_test(self):
+        self.run_layer_test(
+            AdaptiveSoftmax,
+            init_kwargs={
+                "vocabulary_size": VOCAB,
+                "cutoffs": CUTOFFS,
+                "use_bias": True,
+                "kernel_regularizer": "l2",
+            },
+            input_shape=(4, DIM),
+            expected_output_shape=(4, VOCAB),
+            # Normalised in float32, under mixed precision too.
+            expected_output_dtype="float32",
+            # The head's kernel and bias, and per tail cluster a
+            # projection, a kernel and a bias.
+            expected_num_trainable_weights=8,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=0,
+            # One regularization loss per kernel and projection.
+            expected_num_losses=5,
+        )
+
+    def test_run_layer_test_extra_leading_axes(self):
+        self.run_layer_test(
+            AdaptiveSoftmax,
+            init_kwargs={
+                "vocabulary_size": VOCAB,
+                "cutoffs": [5, 6, 30],
+                "tail_dim_factor": 2,
+            },
+            input_shape=(2, 3, DIM),
+            expected_output_shape=(2, 3, VOCAB),
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=7,
+            expected_num_non_trainable_weights=0,
+        )
+
+    def test_run_layer_test_output_values(self):
+        # With zero kernels the logits are the biases alone. A seeded
+        # initializer gives the same values on every call, so the expected
+        # log-probabilities can be computed before the layer exists:
+        # log_softmax(head bias) for the head ids, plus log_softmax(tail
+        # bias) for the ids of each tail cluster.
+        bias_initializer = keras.initializers.RandomNormal(seed=7)
+        sizes = [CUTOFFS[1] - CUTOFFS[0], VOCAB - CUTOFFS[1]]
+        head = log_softmax(
+            keras.ops.convert_to_numpy(bias_initializer((CUTOFFS[0] + 2,)))
+        )
+        row = [head[: CUTOFFS[0]]]
+        for i, size in enumerate(sizes):
+            tail = keras.ops.convert_to_numpy(bias_initializer((size,)))
+            row.append(head[CUTOFFS[0] + i] + log_softmax(tail))
+        expected = np.tile(np.concatenate(row), (3, 1)).astype("float32")
+        self.run_layer_test(
+            AdaptiveSoftmax,
+            init_kwargs={
+                "vocabulary_size": VOCAB,
+                "cutoffs": CUTOFFS,
+                "use_bias": True,
+                "kernel_initializer": "zeros",
+                "bias_initializer": bias_initializer,
+            },
+            input_data=random_hidden(batch=3),
+            # The harness wants the backend's tensor type, not NumPy's.
+            expected_output=keras.ops.convert_to_tensor(expected),
+            expected_num_trainable_weights=8,
+            expected_num_non_trainable_weights=0,
+        )

@@ -2,9 +2,13 @@ import keras
 import numpy as np
 import pytest
 
+import warnings
+
 from keras_memnet.callbacks import GradientNormClipping
+from keras_memnet.callbacks import NaNGuard
 from keras_memnet.callbacks import PlateauAnnealing
 from keras_memnet.callbacks import StepAnnealing
+from keras_memnet.callbacks import TrainingCheckpoint
 
 
 def linear_model(lr=0.1, **optimizer_kwargs):
@@ -98,6 +102,53 @@ def test_refuses_a_second_clipping_setting():
         )
 
 
+def test_mid_fit_checkpoints_hold_the_whole_optimizer_state(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
+    path = str(tmp_path / "mid_fit.keras")
+    with warnings.catch_warnings():
+        # Keras only warns when it skips an optimizer's variables.
+        warnings.simplefilter("error", UserWarning)
+        model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[
+            GradientNormClipping(1.0),
+            keras.callbacks.ModelCheckpoint(path),
+        ])
+        restored = keras.saving.load_model(path)
+    expected = [v.numpy() for v in model.optimizer.variables]
+    assert len(expected) == len(restored.optimizer.variables)
+    for want, variable in zip(expected, restored.optimizer.variables):
+        np.testing.assert_array_equal(variable.numpy(), want)
+    # Iterations, and Adam's moments, were restored.
+    assert int(restored.optimizer.iterations.numpy()) == 8
+
+
+def test_backup_listed_before_clipping_restores_the_annealed_rate(tmp_path):
+    backup = str(tmp_path / "backup")
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+
+    def fit(epochs, callbacks=()):
+        model = linear_model(lr=0.1)
+        model.fit(x, y, epochs=epochs, verbose=0, callbacks=[
+            *callbacks,
+            keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False),
+            GradientNormClipping(1.0),
+        ])
+        return model
+
+    class Halve(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.optimizer.learning_rate = 0.05
+
+    first = fit(1, [Halve()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        resumed = fit(2)
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(0.05)
+    assert int(resumed.optimizer.iterations.numpy()) == 2
+    assert int(first.optimizer.iterations.numpy()) == 1
+
+
 @pytest.mark.parametrize("max_norm", [0, -1.0, float("inf"), "5"])
 def test_rejects_bad_max_norm(max_norm):
     with pytest.raises(ValueError, match="max_norm"):
@@ -133,6 +184,137 @@ def test_plateau_annealing_divides_when_cost_does_not_improve():
     np.testing.assert_allclose(rates, [1.5, 1.5, 1.0, 1.0, 2 / 3, 2 / 3],
                                rtol=1e-6)
     assert not model.stop_training
+
+
+def test_plateau_annealing_nan_is_not_an_improvement():
+    model = FakeModel(lr=1.0)
+    rates = run_epochs(
+        PlateauAnnealing(factor=2.0, min_lr=1e-5), model,
+        [5.0, float("nan"), 4.0, float("inf")],
+    )
+    # NaN anneals and is no reference: 4.0 improves on 5.0.
+    np.testing.assert_allclose(rates, [1.0, 0.5, 0.5, 0.25])
+
+
+def test_plateau_annealing_state_survives_fits_and_processes():
+    model = FakeModel(lr=1.0)
+    annealing = PlateauAnnealing(factor=2.0)
+    run_epochs(annealing, model, [5.0])
+    # A second fit (or a resumed run) compares with the last epoch.
+    assert run_epochs(annealing, model, [6.0]) == [0.5]
+    state = annealing.get_state()
+    resumed = PlateauAnnealing(factor=2.0)
+    resumed.set_state(state)
+    assert run_epochs(resumed, model, [7.0]) == [0.25]
+    resumed.reset_state()
+    assert run_epochs(resumed, model, [8.0]) == [0.25]
+
+
+def diverging_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1e3), loss="mse")
+    return model
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_weights():
+    model = diverging_model()
+    x = np.ones((32, 3), "float32")
+    y = np.full((32, 1), 1e3, "float32")
+    good = []
+
+    class KeepFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                good.append(self.model.get_weights())
+
+    # An epoch of one step stays finite; then the steps explode.
+    model.fit(x[:1], y[:1], verbose=0, callbacks=[KeepFirstEpoch()])
+    guard = NaNGuard()
+    with pytest.warns(RuntimeWarning, match="Non-finite loss"):
+        history = model.fit(x, y, batch_size=4, epochs=5, verbose=0,
+                            callbacks=[guard])
+    assert len(history.history["loss"]) == 1
+    assert guard.failure.startswith("Non-finite loss (")
+    assert "at epoch 1, batch" in guard.failure
+    assert "weights from the start of training were put back" in (
+        guard.failure
+    )
+    for want, got in zip(good[0], model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_nan_guard_catches_a_nan_gradient_norm():
+    model = linear_model()
+    x = np.array([[np.nan, 1.0, 1.0]], dtype="float32")
+    guard = NaNGuard(monitor="gradient_norm")
+    with pytest.warns(RuntimeWarning, match="gradient_norm"):
+        model.fit(x, np.ones((1, 1)), epochs=2, verbose=0,
+                  callbacks=[GradientNormClipping(1.0), guard])
+    assert "Non-finite gradient_norm (nan) at epoch 1, batch 1" in (
+        guard.failure
+    )
+    assert np.all(np.isfinite(model.get_weights()[0]))
+
+
+def test_nan_guard_rejects_bad_monitor():
+    with pytest.raises(ValueError, match="monitor"):
+        NaNGuard(monitor=())
+
+
+def test_training_checkpoint_never_saves_after_a_nan(tmp_path):
+    model = diverging_model()
+    x = np.ones((4, 3), "float32")
+    y = np.full((4, 1), 1e3, "float32")
+    guard = NaNGuard()
+    checkpoint = TrainingCheckpoint(str(tmp_path), [])
+    # One step an epoch: finite for 4 epochs, then the loss overflows.
+    with pytest.warns(RuntimeWarning, match="Non-finite loss"):
+        history = model.fit(x, y, epochs=8, verbose=0,
+                            callbacks=[guard, checkpoint])
+    good_epochs = len(history.history["loss"]) - 1
+    assert good_epochs >= 2
+    assert f"end of epoch {good_epochs} were put back" in guard.failure
+    metadata = (tmp_path / "training_metadata.json").read_text()
+    assert f'"epoch": {good_epochs},' in metadata
+    saved = diverging_model()
+    saved.load_weights(tmp_path / "latest.weights.h5")
+    for want, got in zip(model.get_weights(), saved.get_weights()):
+        assert np.all(np.isfinite(got))
+        np.testing.assert_array_equal(got, want)
+    assert not (tmp_path / "final.weights.h5").exists()
+
+
+def test_training_checkpoint_resumes_callback_state(tmp_path):
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    def fit(epochs, crash=()):
+        model = linear_model(lr=0.01)
+        annealing = PlateauAnnealing(monitor="loss", min_delta=0.5)
+        stopping = keras.callbacks.EarlyStopping(
+            "loss", patience=10, restore_best_weights=True
+        )
+        checkpoint = TrainingCheckpoint(str(tmp_path),
+                                        [annealing, stopping])
+        model.fit(x, y, epochs=epochs, verbose=0,
+                  callbacks=[annealing, stopping, checkpoint, *crash])
+        return model, annealing, stopping, checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(3, [Crash()])
+    model, annealing, stopping, checkpoint = fit(3)
+    assert checkpoint.resumed_epoch == 2
+    assert len(checkpoint.history["loss"]) == 3
+    # Without the restored reference, epoch 3 could not have annealed.
+    assert checkpoint.history["learning_rate"][2] < (
+        checkpoint.history["learning_rate"][1]
+    )
+    assert stopping.best_weights is not None
+    assert stopping.best_epoch == 2
 
 
 def test_plateau_annealing_stops_below_the_floor():

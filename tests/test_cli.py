@@ -109,3 +109,60 @@ def test_main_job_beats_the_study_one_hop_result(tmp_path):
     test_perplexity = perplexities(result.stdout)["test"]
     # The earlier study's best (1 hop, Adagrad) was 1870.63.
     assert test_perplexity < 1870, result.stdout
+
+
+def small_text8(path, num_bytes=30000):
+    """The first `num_bytes` of the bundled text8 sample, as a file."""
+    import gzip
+    import importlib.resources
+
+    sample = importlib.resources.files("keras_memnet.datasets").joinpath(
+        "data/text8_head1024000.txt.gz"
+    )
+    with sample.open("rb") as file:
+        path.write_text(gzip.decompress(file.read())[:num_bytes].decode())
+    return path
+
+
+def small_train(tmp_path, *extra):
+    return ["train", "--protocol", "text8", "--data",
+            str(small_text8(tmp_path / "small.txt")), "--memory-size", "5",
+            "--batch-size", "8", *FAST, *extra]
+
+
+def test_a_failed_final_save_keeps_the_model_next_to_the_checkpoints(
+    tmp_path, capsys, monkeypatch
+):
+    from keras_memnet.models import MemN2NLM
+    from keras_memnet.saving import load_model
+
+    output = tmp_path / "out" / "lm.keras"
+    output.parent.mkdir()
+    save = MemN2NLM.save
+
+    def failing_save(model, filepath, *args, **kwargs):
+        if str(filepath) == str(output):
+            raise OSError("No space left on device")
+        return save(model, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(MemN2NLM, "save", failing_save)
+    checkpoint_dir = tmp_path / "checkpoint"
+    assert main(small_train(tmp_path, "--output", str(output),
+                            "--checkpoint-dir", str(checkpoint_dir))) == 1
+    error = capsys.readouterr().err
+    fallback = checkpoint_dir / "lm.keras"
+    assert "No space left on device" in error
+    assert f"saved to {fallback} instead" in error
+    assert isinstance(load_model(fallback), MemN2NLM)
+    assert not output.exists()
+
+
+def test_a_diverging_run_saves_nothing_and_says_why(tmp_path, capsys):
+    output = tmp_path / "lm.keras"
+    output.write_bytes(b"a good model from before")
+    assert main(small_train(tmp_path, "--lr", "1e30", "--output",
+                            str(output))) == 1
+    error = capsys.readouterr().err
+    assert "Non-finite" in error and "at epoch 1" in error
+    assert "Nothing was saved" in error
+    assert output.read_bytes() == b"a good model from before"

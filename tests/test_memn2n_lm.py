@@ -641,3 +641,82 @@ def test_the_task_reads_its_architecture_from_the_backbone():
         "dropout", "query_value", "init_stddev", "vocabulary", "output",
         "adaptive_cutoffs",
     }
+
+
+def id_containers(ids, targets):
+    """The same batch as NumPy arrays, tensors and a `tf.data.Dataset`."""
+    import tensorflow as tf
+
+    return {
+        "numpy": ((ids, targets), {}),
+        "tensor": ((keras.ops.convert_to_tensor(ids),
+                    keras.ops.convert_to_tensor(targets)), {}),
+        "dataset": ((tf.data.Dataset.from_tensor_slices((ids, targets))
+                     .batch(2),), {}),
+    }
+
+
+@pytest.mark.parametrize("container", ["numpy", "tensor", "dataset"])
+@pytest.mark.parametrize("method", ["fit", "evaluate"])
+def test_ids_and_targets_are_checked_in_every_container(container, method):
+    model = small_model()
+    model.compile(optimizer="sgd")
+    before = numpy_weights(model)
+    ids, targets = random_ids(), np.ones((4,), "int32")
+    bad_ids = ids.copy()
+    bad_ids[1, 3] = VOCAB
+    bad_targets = targets.copy()
+    # In the first batch of two: no step may run before the check fails.
+    bad_targets[1] = VOCAB + 5
+    for x, y, expected in [
+        (bad_ids, targets, rf"`x`.*\[0, vocabulary_size={VOCAB}\).* to "
+                           f"{VOCAB}"),
+        (ids, bad_targets, rf"(`y`|targets of `x`).*\[0, vocabulary_size="
+                           rf"{VOCAB}\).* to {VOCAB + 5}"),
+        (ids.astype("float32"), targets, "`x`.*integer token ids"),
+    ]:
+        args, kwargs = id_containers(x, y)[container]
+        with pytest.raises(ValueError, match=expected):
+            getattr(model, method)(*args, verbose=0, **kwargs)
+    # Nothing was trained on the bad batches.
+    for want, got in zip(before, numpy_weights(model)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("container", ["tensor", "dataset"])
+def test_predict_checks_ids_of_tensors_and_datasets(container):
+    import tensorflow as tf
+
+    model = small_model()
+    ids = random_ids()
+    ids[0, 0] = -1
+    x = (keras.ops.convert_to_tensor(ids) if container == "tensor"
+         else tf.data.Dataset.from_tensor_slices(ids).batch(2))
+    with pytest.raises(ValueError, match=r"`x`.*from -1"):
+        model.predict(x, verbose=0)
+
+
+def test_validation_data_is_checked():
+    model = small_model()
+    model.compile(optimizer="sgd")
+    ids, targets = random_ids(), np.ones((4,), "int32")
+    with pytest.raises(ValueError, match=r"`validation_data\[1\]`"):
+        model.fit(ids, targets, validation_data=(ids, targets + VOCAB),
+                  verbose=0)
+
+
+def test_generate_refuses_top_k_beams_and_lengths_it_cannot_serve():
+    model = small_model()
+    prompt = np.array([1, 2, 3])
+    with pytest.raises(ValueError, match=rf"top_k.*\[1, {VOCAB}\]"):
+        model.generate(prompt, max_length=2, sampler="top_k", top_k=VOCAB + 1)
+    with pytest.raises(ValueError, match="num_beams"):
+        model.generate(prompt, max_length=2, sampler="beam",
+                       num_beams=VOCAB + 1)
+    with pytest.raises(ValueError, match="max_length"):
+        model.generate(prompt, max_length=10**12)
+    # NumPy integers are lengths like any other.
+    assert model.generate(prompt, max_length=np.int64(3)).shape == (3,)
+    # top_k equal to the vocabulary is the whole distribution, allowed.
+    assert model.generate(prompt, max_length=np.int32(2), sampler="top_k",
+                          top_k=np.int64(VOCAB)).shape == (2,)

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from keras.src import testing
 
 from keras_memnet.layers import MemoryHop
 from keras_memnet.layers import TemporalEncoding
@@ -434,4 +435,154 @@ def test_sequence_form_gradients_match_window_calls():
     for sequence, window in zip(gradients(True), gradients(False)):
         np.testing.assert_allclose(
             sequence.numpy(), window.numpy(), rtol=1e-4, atol=1e-5
+        )
+
+
+# Keras's own layer harness: serialization, build, symbolic and eager calls,
+# weight and loss counts, a compiled training step and mixed precision.
+
+
+@keras.saving.register_keras_serializable(package="keras_memnet_tests")
+class MemoryHopOnOneInput(keras.layers.Layer):
+    """Test-only: a `MemoryHop` called on one `(query, keys, values, mask)`.
+
+    `run_layer_test` trains a layer by calling it on a single input, but
+    `MemoryHop` takes the query, keys, values and mask as separate
+    arguments, so the harness can build, serialize and call the hop itself
+    (`MemoryHopLayerTest` below) but not train it. This wrapper lets the
+    harness's compiled training step and mixed-precision check run the hop
+    too. With `memory_size` it owns `(memory_size, dim)` slot encodings and
+    passes them as `key_encodings` and `value_encodings`, as
+    `MemN2NBackbone` does, so the step trains through them as well.
+    """
+
+    def __init__(self, linear_units=None, memory_size=None, **kwargs):
+        super().__init__(**kwargs)
+        self.linear_units = linear_units
+        self.memory_size = memory_size
+        self.hop = MemoryHop(
+            linear_units=linear_units, dtype=self.dtype_policy, name="hop"
+        )
+
+    def build(self, input_shape):
+        query_shape, keys_shape, values_shape = input_shape[:3]
+        self.hop.build(query_shape, keys_shape, values_shape)
+        self.key_encodings = self.value_encodings = None
+        if self.memory_size is not None:
+            shape = (self.memory_size, query_shape[-1])
+            self.key_encodings = self.add_weight(
+                name="key_encodings", shape=shape
+            )
+            self.value_encodings = self.add_weight(
+                name="value_encodings", shape=shape
+            )
+
+    def call(self, inputs):
+        query, keys, values, mask = inputs
+        return self.hop(
+            query,
+            keys,
+            values,
+            mask=mask,
+            key_encodings=self.key_encodings,
+            value_encodings=self.value_encodings,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"linear_units": self.linear_units, "memory_size": self.memory_size}
+        )
+        return config
+
+
+class MemoryHopLayerTest(testing.TestCase):
+    def test_window_form(self):
+        mask = np.ones((2, 7), dtype=bool)
+        mask[0, :3] = False
+        self.run_layer_test(
+            MemoryHop,
+            init_kwargs={"linear_units": 2, "kernel_regularizer": "l2"},
+            input_shape={
+                "query_shape": (2, 6),
+                "keys_shape": (2, 7, 6),
+                "values_shape": (2, 7, 6),
+            },
+            call_kwargs={"mask": mask, "return_attention_scores": True},
+            expected_output_shape=((2, 6), (2, 7)),
+            expected_num_trainable_weights=1,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=0,
+            expected_num_losses=1,
+            supports_masking=True,
+            # The training step calls the layer on one input; see
+            # `MemoryHopOnOneInput`.
+            run_training_check=False,
+        )
+
+    def test_window_form_without_query_projection(self):
+        self.run_layer_test(
+            MemoryHop,
+            init_kwargs={"use_query_projection": False},
+            input_shape={
+                "query_shape": (2, 6),
+                "keys_shape": (2, 7, 6),
+                "values_shape": (2, 7, 6),
+            },
+            expected_output_shape=(2, 6),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            supports_masking=True,
+            run_training_check=False,
+        )
+
+    def test_sequence_form(self):
+        rng = np.random.default_rng(1)
+        encodings = rng.normal(size=(2, SEQ_M, SEQ_DIM)).astype("float32")
+        self.run_layer_test(
+            MemoryHop,
+            init_kwargs={"linear_units": 3},
+            input_shape={
+                "query_shape": (SEQ_BATCH, SEQ_T, SEQ_DIM),
+                "keys_shape": (SEQ_BATCH, SEQ_LENGTH, SEQ_DIM),
+                "values_shape": (SEQ_BATCH, SEQ_LENGTH, SEQ_DIM),
+            },
+            call_kwargs={
+                "mask": sequence_mask(),
+                "key_encodings": encodings[0],
+                "value_encodings": encodings[1],
+                "return_attention_scores": True,
+            },
+            expected_output_shape=(
+                (SEQ_BATCH, SEQ_T, SEQ_DIM),
+                (SEQ_BATCH, SEQ_T, SEQ_M),
+            ),
+            expected_num_trainable_weights=1,
+            expected_num_non_trainable_weights=0,
+            supports_masking=True,
+            run_training_check=False,
+        )
+
+    def test_window_form_trains(self):
+        query, keys, values = random_inputs(memory=SEQ_M)
+        mask = np.ones(keys.shape[:2], dtype=bool)
+        mask[0, :2] = False
+        self.run_layer_test(
+            MemoryHopOnOneInput,
+            init_kwargs={"linear_units": 3, "memory_size": SEQ_M},
+            input_data=(query, keys, values, mask),
+            expected_output_shape=query.shape,
+            expected_num_trainable_weights=3,
+            expected_num_non_trainable_weights=0,
+        )
+
+    def test_sequence_form_trains(self):
+        query, keys, values, _, _ = random_sequence_inputs()
+        self.run_layer_test(
+            MemoryHopOnOneInput,
+            init_kwargs={"linear_units": 3, "memory_size": SEQ_M},
+            input_data=(query, keys, values, sequence_mask()),
+            expected_output_shape=query.shape,
+            expected_num_trainable_weights=3,
+            expected_num_non_trainable_weights=0,
         )

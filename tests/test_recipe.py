@@ -2,6 +2,7 @@ import keras
 import pytest
 
 from keras_memnet.callbacks import GradientNormClipping
+from keras_memnet.callbacks import NaNGuard
 from keras_memnet.callbacks import PlateauAnnealing
 from keras_memnet.recipes import MemN2NLMRecipe
 
@@ -31,8 +32,10 @@ def test_paper_settings_scaled_for_a_mean_loss():
     optimizer = recipe.optimizer()
     assert isinstance(optimizer, keras.optimizers.SGD)
     assert float(optimizer.learning_rate) == pytest.approx(1.28)
-    clipping, annealing = recipe.callbacks()
+    clipping, guard, annealing = recipe.callbacks()
     assert isinstance(clipping, GradientNormClipping)
+    # After the clipping, whose logged norm it checks.
+    assert isinstance(guard, NaNGuard)
     assert clipping.max_norm == pytest.approx(0.390625)
     assert isinstance(annealing, PlateauAnnealing)
     assert annealing.factor == 1.5
@@ -193,3 +196,64 @@ def test_sequence_step_is_the_sum_of_its_window_steps():
         np.testing.assert_allclose(
             update, sum(w[i] for w in by_windows), rtol=1e-4, atol=1e-7
         )
+
+
+def tiny_corpus():
+    import numpy as np
+
+    from keras_memnet.datasets import Corpus
+    from keras_memnet.tokenizers import WordVocabulary
+
+    rng = np.random.default_rng(0)
+    text = " ".join(rng.choice([f"w{i}" for i in range(12)], size=300))
+    vocabulary = WordVocabulary.from_text(text)
+    ids = vocabulary.encode(text)
+    return Corpus(ids[:200], ids[200:250], ids[250:], vocabulary)
+
+
+def test_train_memn2n_lm_raises_instead_of_returning_a_nan_model():
+    import numpy as np
+
+    from keras_memnet.callbacks import NonFiniteTrainingError
+    from keras_memnet.recipes import train_memn2n_lm
+
+    # A rate that overflows within the first epoch.
+    recipe = MemN2NLMRecipe(batch_size=4, sequence_length=5,
+                            learning_rate=1e30, summed_max_norm=1e30)
+    with pytest.warns(RuntimeWarning, match="Non-finite"):
+        with pytest.raises(NonFiniteTrainingError) as raised:
+            train_memn2n_lm(tiny_corpus(), hops=1, memory_size=4,
+                            embedding_dim=8, recipe=recipe, epochs=3,
+                            verbose=0)
+    message = str(raised.value)
+    assert "at epoch 1, batch" in message and "put back" in message
+    # The model holds the last good (here: the initial) weights.
+    weights = raised.value.model.get_weights()
+    assert all(np.all(np.isfinite(w)) for w in weights)
+
+
+def test_train_memn2n_lm_checkpoint_dir_arguments(tmp_path):
+    from keras_memnet.recipes import train_memn2n_lm
+
+    corpus = tiny_corpus()
+    recipe = MemN2NLMRecipe(batch_size=4, sequence_length=5)
+    with pytest.raises(ValueError, match="needs a `checkpoint_dir`"):
+        train_memn2n_lm(corpus, recipe=recipe, resume=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        train_memn2n_lm(corpus, recipe=recipe,
+                        checkpoint_dir=tmp_path / "file")
+    kwargs = dict(hops=1, memory_size=4, embedding_dim=8, recipe=recipe,
+                  epochs=2, verbose=0, evaluate=("valid",),
+                  checkpoint_dir=tmp_path / "run")
+    first = train_memn2n_lm(corpus, **kwargs)
+    # A finished checkpoint is not trained into by a new run ...
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        train_memn2n_lm(corpus, **kwargs)
+    # ... and resuming it gives the final model back without training.
+    again = train_memn2n_lm(corpus, resume=True, **kwargs)
+    assert again["history"] == first["history"]
+    assert len(again["history"]["loss"]) == 2
+    for want, got in zip(first["model"].get_weights(),
+                         again["model"].get_weights()):
+        assert (want == got).all()

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
+from keras.src import testing
 
 from keras_memnet.layers import Seq2SeqLSTM
 
@@ -279,3 +280,64 @@ def test_layer_on_other_backends(backend, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"OK {backend}" in result.stdout
+
+
+class Seq2SeqLSTMLayerTest(testing.TestCase):
+    # Inputs are a tuple, not a list: the harness's training step feeds a
+    # generator, and TensorFlow's `from_generator` takes no list of specs.
+
+    def test_run_layer_test(self):
+        self.run_layer_test(
+            Seq2SeqLSTM,
+            init_kwargs={"units": 6, "num_layers": 2},
+            input_shape=((2, 5, 4), (2, 3, 3)),
+            expected_output_shape=(2, 3, 6),
+            # 2 encoder + 2 decoder LSTMs: kernel, recurrent kernel, bias.
+            expected_num_trainable_weights=12,
+            expected_num_non_trainable_weights=0,
+            # Keras's LSTM cells hold one each, even without dropout.
+            expected_num_seed_generators=4,
+            supports_masking=True,
+        )
+
+    def test_run_layer_test_with_dropout(self):
+        # Under mixed precision the dropout layers must compute in float16
+        # too, or the output comes back as float32.
+        self.run_layer_test(
+            Seq2SeqLSTM,
+            init_kwargs={
+                "units": 6,
+                "num_layers": 2,
+                "dropout": 0.25,
+                "seed": 3,
+                "reverse_source": False,
+            },
+            input_shape=((2, 5, 4), (2, 3, 4)),
+            expected_output_shape=(2, 3, 6),
+            expected_num_trainable_weights=12,
+            expected_num_non_trainable_weights=0,
+            # 4 LSTM cells, plus one dropout per LSTM input and one on the
+            # decoder output.
+            expected_num_seed_generators=7,
+            supports_masking=True,
+        )
+
+    def test_run_layer_test_with_masks(self):
+        rng = np.random.default_rng(0)
+        source = rng.normal(size=(3, 5, 4)).astype("float32")
+        target = rng.normal(size=(3, 4, 4)).astype("float32")
+        self.run_layer_test(
+            Seq2SeqLSTM,
+            init_kwargs={"units": 6, "num_layers": 1},
+            input_data=(source, target),
+            call_kwargs={
+                "mask": [
+                    right_padded_mask([5, 2, 1], 5),
+                    right_padded_mask([4, 4, 2], 4),
+                ]
+            },
+            expected_output_shape=(3, 4, 6),
+            expected_num_trainable_weights=6,
+            expected_num_non_trainable_weights=0,
+            supports_masking=True,
+        )

@@ -15,7 +15,9 @@ from keras_memnet.callbacks import StepAnnealing
 from keras_memnet.datasets import sentence_pairs as sp
 from keras_memnet.generation.seq2seq_beam_search import beam_search
 from keras_memnet.generation.seq2seq_beam_search import greedy_search
+from keras_memnet.layers import Seq2SeqLSTM
 from keras_memnet.models import Seq2SeqTranslator
+from keras_memnet.models.seq2seq_translator import replace_unknown_tokens
 from keras_memnet.tokenizers import WordVocabulary
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -40,15 +42,25 @@ def tiny_model(pairs=None, **kwargs):
     return Seq2SeqTranslator(source_vocab, target_vocab, **settings)
 
 
-@pytest.fixture(scope="module")
-def trained_tiny():
+def train_tiny(**kwargs):
     keras.utils.set_random_seed(0)
     pairs = digit_pairs(200, seed=1)
-    model = tiny_model(pairs)
+    model = tiny_model(pairs, **kwargs)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     x, y = model.encode_pairs(pairs)
     model.fit(x, y, epochs=3, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="module")
+def trained_tiny():
+    return train_tiny()
+
+
+@pytest.fixture(scope="module")
+def trained_attention():
+    """Two attention hops over a reversed source."""
+    return train_tiny(attention_hops=2)
 
 
 def test_call_shapes_and_fit_reduces_loss():
@@ -302,22 +314,47 @@ ROUND_TRIP_SCRIPT = textwrap.dedent(
     sources = [str(s) for s in data["sources"]]
     beam = model.translate(sources, sampler="beam", num_beams=3)
     assert beam == [str(t) for t in data["beam"]], (beam, data["beam"])
+    assert model.attention_hops == int(data["attention_hops"])
+    if model.attention_hops:
+        np.testing.assert_array_equal(
+            model.attention_weights(x["source_ids"], x["decoder_input_ids"]),
+            data["attention"],
+        )
+        replaced = model.translate(
+            sources, sampler="greedy", replace_unknown=True
+        )
+        assert replaced == [str(t) for t in data["replaced"]], replaced
     print("ROUND TRIP OK", type(model).__name__)
     """
 )
 
 
-def test_keras_round_trip_in_new_process(trained_tiny, tmp_path):
+@pytest.mark.parametrize("fixture", ["trained_tiny", "trained_attention"])
+def test_keras_round_trip_in_new_process(fixture, request, tmp_path):
+    """Saved to `.keras` and loaded in safe mode in a fresh process, the
+    model gives identical logits, beam translations and (with attention)
+    attention weights and `<unk>`-replaced translations."""
+    trained = request.getfixturevalue(fixture)
     pairs = digit_pairs(8, seed=12)
-    x, _ = trained_tiny.encode_pairs(pairs)
+    x, _ = trained.encode_pairs(pairs)
     sources = [s for s, _ in pairs]
     path = tmp_path / "translator.keras"
-    trained_tiny.save(path)
+    trained.save(path)
+    extra = {}
+    if trained.attention_hops:
+        extra["attention"] = trained.attention_weights(
+            x["source_ids"], x["decoder_input_ids"]
+        )
+        extra["replaced"] = np.array(
+            trained.translate(sources, sampler="greedy", replace_unknown=True)
+        )
     np.savez(
         tmp_path / "inputs.npz",
-        logits=trained_tiny.predict(x, verbose=0),
+        logits=trained.predict(x, verbose=0),
         sources=np.array(sources),
-        beam=np.array(trained_tiny.translate(sources, num_beams=3)),
+        beam=np.array(trained.translate(sources, num_beams=3)),
+        attention_hops=trained.attention_hops,
+        **extra,
         **x,
     )
     env = dict(os.environ)
@@ -355,6 +392,20 @@ BACKEND_SCRIPT = textwrap.dedent(
     assert greedy == model.translate(sources, sampler="beam", num_beams=1)
     beam = model.translate(sources, num_beams=3)
     assert beam == [model.translate([s], num_beams=3)[0] for s in sources]
+    model = Seq2SeqTranslator(sv, tv, embedding_dim=8, units=16, num_layers=2,
+                              attention_hops=2)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    greedy = model.translate(sources, sampler="greedy")
+    assert greedy == model.translate(sources, sampler="beam", num_beams=1)
+    beam = model.translate(sources, num_beams=3)
+    assert beam == [model.translate([s], num_beams=3)[0] for s in sources]
+    weights = model.attention_weights(x["source_ids"], x["decoder_input_ids"])
+    valid = x["source_ids"] != 0
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    assert (weights[np.broadcast_to(~valid[:, None], weights.shape)] == 0).all()
+    assert len(model.translate(sources, replace_unknown=True)) == len(sources)
     print("OK", keras.config.backend())
     """
 )
@@ -372,3 +423,283 @@ def test_translator_on_other_backends(backend):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"OK {backend}" in result.stdout
+
+
+# Attention through MemoryHop -------------------------------------------
+
+
+def numpy_masked_softmax(scores, mask):
+    scores = np.where(mask, scores, -np.inf)
+    scores = scores - scores.max(-1, keepdims=True)
+    weights = np.exp(scores) * mask
+    return weights / weights.sum(-1, keepdims=True)
+
+
+def test_attention_weights_match_numpy_reference(trained_attention):
+    """The last hop's weights, recomputed in NumPy for one decoder step
+    from the encoder's states and the decoder's state: they sum to 1 over
+    the valid source words and are exactly 0 on padding."""
+    model = trained_attention
+    x, _ = model.encode_pairs([("1 2 3 4 5", "5 4 3 2 1"), ("6 7", "7 6")])
+    source_ids, decoder_input_ids = x["source_ids"], x["decoder_input_ids"]
+    weights = model.attention_weights(source_ids, decoder_input_ids)
+    assert weights.shape == decoder_input_ids.shape + (source_ids.shape[1],)
+    valid = source_ids != 0
+    assert not valid.all()  # the second row is padded
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    assert (weights[1][:, ~valid[1]] == 0).all()
+
+    # NumPy reference for decoder step 2 of both rows.
+    step = 2
+    source_mask = ops.not_equal(source_ids, 0)
+    memory, states = model.encoder_decoder.encode(
+        model.source_embedding(source_ids), source_mask,
+        return_sequences=True,
+    )
+    outputs, _ = model.encoder_decoder.decode(
+        model.target_embedding(decoder_input_ids), states,
+        ops.not_equal(decoder_input_ids, 0),
+    )
+    memory = ops.convert_to_numpy(memory)
+    query = ops.convert_to_numpy(outputs)[:, step]
+    assert len(model.attention_hop_layers) == 2
+    for hop in model.attention_hop_layers:
+        scores = np.einsum("bsd,bd->bs", memory, query)
+        probabilities = numpy_masked_softmax(scores, valid)
+        kernel = ops.convert_to_numpy(hop.query_kernel)
+        query = query @ kernel + np.einsum("bs,bsd->bd", probabilities, memory)
+    np.testing.assert_allclose(weights[:, step], probabilities, atol=1e-5)
+    assert (probabilities[1, ~valid[1]] == 0).all()
+
+
+def test_attention_memory_is_in_written_source_order(trained_attention):
+    """With `reverse_source=True` the encoder reads the source backwards;
+    the memory is put back in written order, so attention weight `i` is
+    source word `i` (what `<unk>` replacement relies on)."""
+    model = trained_attention
+    assert model.reverse_source and model.num_layers == 2
+    source_ids = model.encode_sources(["1 2 3", "4 5 6 7 8"])
+    mask = source_ids != 0
+    embeddings = model.source_embedding(source_ids)
+    memory, _ = model.encoder_decoder.encode(
+        embeddings, ops.convert_to_tensor(mask), return_sequences=True
+    )
+    memory = ops.convert_to_numpy(memory)
+    for row, length in enumerate(mask.sum(1)):
+        sequence = ops.flip(embeddings[row : row + 1, :length], axis=1)
+        for lstm in model.encoder_decoder.encoder_layers:
+            sequence = lstm(sequence)[0]
+        expected = ops.convert_to_numpy(sequence)[0, ::-1]
+        np.testing.assert_allclose(memory[row, :length], expected, atol=1e-5)
+
+
+def test_step_decoding_matches_teacher_forcing_with_attention(
+    trained_attention,
+):
+    """The compiled search's step function (`encode_source_ids` and
+    `decode_step_ids`) gives the logits of `call`, step by step."""
+    model = trained_attention
+    x, _ = model.encode_pairs([("1 2 3 4", "4 3 2 1"), ("5 6", "6 5")])
+    logits = ops.convert_to_numpy(model(x))
+    states = model.encode_source_ids(x["source_ids"])
+    for step in range(x["decoder_input_ids"].shape[1]):
+        step_logits, states = model.decode_step_ids(
+            ops.convert_to_tensor(x["decoder_input_ids"][:, step]), states
+        )
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(step_logits)[0], logits[0, step], atol=1e-4
+        )
+
+
+class OldTranslator(keras.Model):
+    """The translator as it was before attention: embeddings, the
+    encoder-decoder, the output layer."""
+
+    def __init__(self, source_size, target_size, embedding_dim, units,
+                 num_layers):
+        super().__init__()
+        self.encoder_decoder = Seq2SeqLSTM(units, num_layers=num_layers)
+        self.source_embedding = keras.layers.Embedding(
+            source_size, embedding_dim, mask_zero=True
+        )
+        self.target_embedding = keras.layers.Embedding(
+            target_size, embedding_dim, mask_zero=True
+        )
+        self.output_projection = keras.layers.Dense(target_size)
+
+    def call(self, inputs):
+        source_ids, decoder_input_ids = inputs
+        outputs = self.encoder_decoder(
+            [self.source_embedding(source_ids),
+             self.target_embedding(decoder_input_ids)],
+            mask=[ops.not_equal(source_ids, 0),
+                  ops.not_equal(decoder_input_ids, 0)],
+        )
+        return self.output_projection(outputs)
+
+
+def test_zero_hops_is_the_old_model(trained_tiny):
+    """`attention_hops=0` has exactly the old weights and outputs: the same
+    weights in the same order as the pre-attention model, bit-identical
+    logits, greedy translations of the old step function, and old configs
+    (without `attention_hops`) still load."""
+    model = trained_tiny
+    assert model.attention_hops == 0 and not model.attention_hop_layers
+    old = OldTranslator(model.source_vocabulary.size,
+                        model.target_vocabulary.size, 8, 16, 2)
+    x, _ = model.encode_pairs(digit_pairs(6, seed=20))
+    source_ids, decoder_input_ids = x["source_ids"], x["decoder_input_ids"]
+    old((source_ids, decoder_input_ids))
+    assert [w.shape for w in old.weights] == [w.shape for w in model.weights]
+    old.set_weights(model.get_weights())
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(old((source_ids, decoder_input_ids))),
+        ops.convert_to_numpy(model(x)),
+    )
+
+    def old_step(token_ids, states):
+        outputs, states = old.encoder_decoder.decode_step(
+            old.target_embedding(token_ids), states
+        )
+        return old.output_projection(outputs), states
+
+    states = old.encoder_decoder.encode(
+        old.source_embedding(source_ids), ops.not_equal(source_ids, 0)
+    )
+    tokens = ops.convert_to_numpy(
+        greedy_search(old_step, states, len(source_ids), model.start_id,
+                      model.end_id, 12, (0, model.start_id))
+    )
+    expected = [
+        " ".join(model.target_vocabulary.id_to_token(t)
+                 for t in model._until_end(row))
+        for row in tokens
+    ]
+    sources = [s for s, _ in digit_pairs(6, seed=20)]
+    assert model.translate(sources, sampler="greedy", max_length=12) == (
+        expected
+    )
+    config = model.get_config()
+    assert config["attention_hops"] == 0
+    del config["attention_hops"]
+    assert Seq2SeqTranslator.from_config(config).attention_hops == 0
+
+
+def test_attention_config_round_trip(trained_attention):
+    config = trained_attention.get_config()
+    assert config["attention_hops"] == 2
+    clone = Seq2SeqTranslator.from_config(config)
+    assert clone.get_config() == config
+    clone.build({"source_ids": (None, None),
+                 "decoder_input_ids": (None, None)})
+    assert [w.path for w in clone.weights] == [
+        w.path for w in trained_attention.weights
+    ]
+    assert any("attention_hop_1" in w.path for w in clone.weights)
+
+
+def test_replace_unknown_tokens_copies_the_most_attended_word():
+    weights = np.zeros((2, 3, 4), "float32")
+    weights[0, 0] = [0.1, 0.2, 0.6, 0.1]  # -> source word 2
+    weights[0, 2] = [0.5, 0.1, 0.1, 0.3]  # -> source word 0
+    weights[1, 1] = [0.2, 0.8, 0.0, 0.0]  # -> source word 1
+    rows = [[1, 7, 1], [5, 1]]
+    source_tokens = [["tom", "a", "zorglub", "."], ["ici", "paris"]]
+    assert replace_unknown_tokens(rows, weights, source_tokens, 1) == [
+        ["zorglub", 7, "tom"], [5, "paris"],
+    ]
+
+
+def always_unknown_copy(trained):
+    """A copy of `trained` that writes `<unk>` at every step."""
+    model = Seq2SeqTranslator.from_config(trained.get_config())
+    model.build({"source_ids": (None, None),
+                 "decoder_input_ids": (None, None)})
+    model.set_weights(trained.get_weights())
+    bias = ops.convert_to_numpy(model.output_projection.bias).copy()
+    bias[model.target_vocabulary.token_to_id("<unk>")] = 100.0
+    model.output_projection.bias.assign(bias)
+    return model
+
+
+def test_translate_replaces_unknown_with_most_attended_source_word(
+    trained_attention, monkeypatch,
+):
+    """Constructed weights with a known answer: step 0 attends to source
+    word 2, step 1 to word 0, step 2 to word 1. The source words are
+    copied as written, including one outside the source vocabulary."""
+    model = always_unknown_copy(trained_attention)
+    sources = ["1 2 zorglub", "3 4 5 6"]
+    seen = []
+
+    def constructed_weights(source_ids, decoder_input_ids):
+        seen.append((np.asarray(source_ids), np.asarray(decoder_input_ids)))
+        batch, length = np.shape(decoder_input_ids)
+        weights = np.zeros((batch, length, np.shape(source_ids)[1]))
+        for step, position in enumerate([2, 0, 1]):
+            weights[:, step, position] = 1.0
+        return weights
+
+    monkeypatch.setattr(model, "attention_weights", constructed_weights)
+    translations = model.translate(
+        sources, sampler="greedy", max_length=3, replace_unknown=True,
+        batch_size=1,
+    )
+    assert translations == ["zorglub 1 2", "5 3 4"]
+    # One call per batch; the decoder read <start> and its own <unk>s.
+    unk = model.target_vocabulary.token_to_id("<unk>")
+    assert [d.tolist() for _, d in seen] == [[[model.start_id] + [unk] * 3]] * 2
+    beam = model.translate(sources, num_beams=2, max_length=3,
+                           replace_unknown=True, return_tokens=True)
+    assert beam == [["zorglub", "1", "2"], ["5", "3", "4"]]
+    # Without replacement the <unk>s stay.
+    assert model.translate(sources, sampler="greedy", max_length=3) == [
+        "<unk> <unk> <unk>"
+    ] * 2
+
+
+def test_replace_unknown_follows_the_models_own_attention(trained_attention):
+    """With the model's real weights, each `<unk>` becomes the source word
+    of its step's largest attention weight."""
+    model = always_unknown_copy(trained_attention)
+    sources = ["1 2 3 4 5", "6 7 8"]
+    replaced = model.translate(sources, sampler="greedy", max_length=4,
+                               replace_unknown=True, return_tokens=True)
+    unk = model.target_vocabulary.token_to_id("<unk>")
+    decoder_input_ids = np.array([[model.start_id] + [unk] * 3] * 2)
+    weights = model.attention_weights(
+        model.encode_sources(sources), decoder_input_ids
+    )
+    for row, source, row_weights in zip(replaced, sources, weights):
+        words = source.split()
+        expected = [words[int(np.argmax(w[: len(words)]))]
+                    for w in row_weights[:4]]
+        assert row == expected
+
+
+def test_attention_bad_input(trained_tiny, trained_attention):
+    model = trained_attention
+    with pytest.raises(ValueError, match="`texts` is empty"):
+        model.translate([], replace_unknown=True)
+    # A source made only of unknown words: a clear error naming it, before
+    # any decoding; `allow_unknown_sources=True` translates it anyway.
+    for translator in (trained_tiny, model):
+        with pytest.raises(ValueError, match=r"only words outside the source "
+                           r"vocabulary.*texts\[1\]='zorglub blorp'"):
+            translator.translate(["1 2", "zorglub blorp", "3"])
+        assert len(translator.translate(["zorglub blorp"], sampler="greedy",
+                                        allow_unknown_sources=True)) == 1
+    with pytest.raises(ValueError, match="attention_hops=0"):
+        trained_tiny.translate(["1 2"], replace_unknown=True)
+    with pytest.raises(ValueError, match="attention_hops=0"):
+        trained_tiny.attention_weights(np.ones((1, 2), "int32"),
+                                       np.ones((1, 2), "int32"))
+    with pytest.raises(ValueError, match="replace_unknown"):
+        model.translate(["1 2"], replace_unknown="yes")
+    for hops in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="attention_hops"):
+            tiny_model(attention_hops=hops)
+    with pytest.raises(ValueError, match="before the model was built"):
+        tiny_model(attention_hops=1).attention_weights(
+            np.ones((1, 2), "int32"), np.ones((1, 2), "int32")
+        )

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from keras.src import testing
 
 from keras_memnet.layers import TemporalEncoding
 
@@ -27,10 +28,21 @@ def test_propagates_mask_in_functional_model():
     ids = keras.Input((6,), dtype="int32")
     embedded = keras.layers.Embedding(10, 4, mask_zero=True)(ids)
     encoded = TemporalEncoding(6)(embedded)
-    model = keras.Model(ids, encoded)
-    mask = model.layers[-1].compute_mask(embedded, embedded._keras_mask)
-    assert mask is not None
-    assert model.output_shape == (None, 6, 4)
+    # A masked mean downstream sees the mask only if the layer passes it on.
+    pooled = keras.layers.GlobalAveragePooling1D()(encoded)
+    model = keras.Model(ids, [encoded, pooled])
+    assert model.output_shape == [(None, 6, 4), (None, 4)]
+    x = np.array([[3, 1, 4, 1, 0, 0], [5, 9, 2, 6, 5, 3], [0, 0, 0, 7, 0, 2]])
+    encoded, pooled = model.predict(x, verbose=0)
+    valid = (x != 0)[..., None]
+    expected = (encoded * valid).sum(1) / valid.sum(1)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+    # The mask is passed on unchanged, as the same booleans.
+    layer = model.layers[2]
+    assert isinstance(layer, TemporalEncoding)
+    mask = keras.ops.convert_to_tensor(x != 0)
+    computed = layer.compute_mask(keras.ops.ones((3, 6, 4)), mask)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(computed), x != 0)
 
 
 def test_serialization_round_trip():
@@ -59,3 +71,35 @@ def test_rejects_inputs_of_another_memory_length():
 def test_rejects_wrong_rank():
     with pytest.raises(ValueError, match="memory_size, dim"):
         TemporalEncoding(memory_size=5)(np.zeros((2, 5), dtype="float32"))
+
+
+class TemporalEncodingLayerTest(testing.TestCase):
+    def test_run_layer_test(self):
+        self.run_layer_test(
+            TemporalEncoding,
+            init_kwargs={"memory_size": 5, "embeddings_regularizer": "l2"},
+            input_shape=(2, 5, 4),
+            expected_output_shape=(2, 5, 4),
+            expected_num_trainable_weights=1,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=0,
+            expected_num_losses=1,
+            supports_masking=True,
+        )
+
+    def test_run_layer_test_output_values(self):
+        inputs = np.arange(24, dtype="float32").reshape((2, 3, 4))
+        table = np.linspace(-1, 1, 12, dtype="float32").reshape((3, 4))
+        self.run_layer_test(
+            TemporalEncoding,
+            init_kwargs={
+                "memory_size": 3,
+                "embeddings_initializer": keras.initializers.Constant(table),
+            },
+            input_data=inputs,
+            # The harness wants the backend's tensor type, not NumPy's.
+            expected_output=keras.ops.convert_to_tensor(inputs + table),
+            expected_num_trainable_weights=1,
+            expected_num_non_trainable_weights=0,
+            supports_masking=True,
+        )

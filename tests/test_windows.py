@@ -430,3 +430,30 @@ def test_sequence_arrays_check_their_input():
         sequence_arrays(np.arange(1, 20), 3, 0)
     with pytest.raises(ValueError, match="vocabulary_size`=5"):
         sequence_arrays(np.arange(1, 20), 3, 4, vocabulary_size=5)
+
+
+@pytest.mark.parametrize("form", ["windows", "sequences"])
+def test_random_order_is_a_function_of_seed_and_epoch(form):
+    """A run resumed at epoch `e` draws what an uninterrupted run draws."""
+    tokens = np.arange(1, 300)
+
+    def dataset(initial_epoch=0, seed=7):
+        if form == "windows":
+            return make_windows(tokens, 3, 8, seed=seed,
+                                initial_epoch=initial_epoch)
+        return make_sequences(tokens, 3, 4, 8, seed=seed,
+                              initial_epoch=initial_epoch)
+
+    def one_epoch(data):
+        return np.concatenate([batch[1].numpy().ravel() for batch in data])
+
+    uninterrupted = dataset()
+    epochs = [one_epoch(uninterrupted) for _ in range(3)]
+    assert not np.array_equal(epochs[0], epochs[1])
+    resumed = dataset(initial_epoch=2)
+    np.testing.assert_array_equal(one_epoch(resumed), epochs[2])
+    np.testing.assert_array_equal(one_epoch(dataset()), epochs[0])
+    assert not np.array_equal(one_epoch(dataset(seed=8)), epochs[0])
+    assert uninterrupted.cardinality().numpy() == len(list(dataset()))
+    with pytest.raises(ValueError, match="initial_epoch"):
+        dataset(initial_epoch=-1)

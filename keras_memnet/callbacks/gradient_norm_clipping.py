@@ -22,7 +22,11 @@ class GradientNormClipping(keras.callbacks.Callback):
     with the optimizer argument `global_clipnorm`; use this callback instead
     of that argument when you want the norm logged. While training, the
     optimizer holds one extra scalar variable for the norm; it is removed when
-    `fit` ends, so saved models and optimizers are unchanged. Sparse
+    `fit` ends, and it is never written: a checkpoint saved during `fit`
+    (`keras.callbacks.BackupAndRestore`, `keras.callbacks.ModelCheckpoint`)
+    holds the same optimizer variables as a fresh optimizer, so the
+    iteration count, the learning rate and an adaptive optimizer's moments
+    are all restored from it. Sparse
     embedding gradients (TensorFlow's `IndexedSlices`) stay sparse, so only
     the rows read are updated, and the norm is that of the dense gradient.
 
@@ -100,6 +104,7 @@ class GradientNormClipping(keras.callbacks.Callback):
         # Keras optimizers route every update through `_clip_gradients`; an
         # instance attribute overrides it for this optimizer only.
         optimizer._clip_gradients = clip_gradients
+        _hide_from_saving(optimizer, norm_variable)
         self._optimizer = optimizer
         self._epoch_norms = []
         self._force_retrace()
@@ -128,6 +133,8 @@ class GradientNormClipping(keras.callbacks.Callback):
             v for v in optimizer._variables if v is not norm_variable
         ]
         del optimizer._clip_gradients
+        del optimizer.save_own_variables
+        del optimizer.load_own_variables
         delattr(optimizer, _NORM_VARIABLE)
         self._optimizer = None
         self._force_retrace()
@@ -146,6 +153,39 @@ class GradientNormClipping(keras.callbacks.Callback):
 
     def get_config(self):
         return {"max_norm": self.max_norm, "log_name": self.log_name}
+
+
+def _hide_from_saving(optimizer, hidden_variable):
+    """Saves and loads the optimizer's variables without `hidden_variable`.
+
+    Keras writes an optimizer's variables by position and refuses (with
+    only a warning) to load a different number of them. The norm variable
+    is the last one added, so leaving it out makes a checkpoint written
+    during `fit` match a fresh optimizer, and lets a checkpoint written
+    without it load into the optimizer during `fit`.
+    """
+    optimizer_class = type(optimizer)
+
+    def without_hidden_variable(method):
+        def call(store):
+            variables = optimizer._variables
+            optimizer._variables = [
+                v for v in variables if v is not hidden_variable
+            ]
+            try:
+                method(optimizer, store)
+            finally:
+                optimizer._variables = variables
+
+        return call
+
+    # Instance attributes: Keras's saving calls these on the object.
+    optimizer.save_own_variables = without_hidden_variable(
+        optimizer_class.save_own_variables
+    )
+    optimizer.load_own_variables = without_hidden_variable(
+        optimizer_class.load_own_variables
+    )
 
 
 def squared_norm(gradient):

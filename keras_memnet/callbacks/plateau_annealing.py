@@ -1,3 +1,5 @@
+import math
+
 import keras
 
 from keras_memnet.utils.arguments import check_float
@@ -21,6 +23,16 @@ class PlateauAnnealing(keras.callbacks.Callback):
     `keras.callbacks.EarlyStopping(restore_best_weights=True, patience=...)`
     to also keep the best weights, and with `keras.callbacks.ModelCheckpoint`
     to save them.
+
+    A non-finite cost (NaN or infinity) never counts as an improvement: the
+    rate is divided and the previous finite cost stays the reference.
+
+    The previous cost is the callback's only state. It survives between
+    calls of `fit` on the same callback, and `get_state` / `set_state`
+    carry it across processes, so that a run resumed after a crash anneals
+    exactly where an uninterrupted one would
+    (`keras_memnet.callbacks.TrainingCheckpoint` does this). Call
+    `reset_state()` to start afresh.
 
     Args:
         factor: float > 1. The learning rate is divided by this. Defaults to
@@ -68,9 +80,21 @@ class PlateauAnnealing(keras.callbacks.Callback):
         self.verbose = verbose
         self.previous = None
 
+    def reset_state(self):
+        """Forgets the previous cost: the next epoch cannot anneal."""
+        self.previous = None
+
+    def get_state(self):
+        """The state to resume from, a JSON-serialisable dict."""
+        return {"previous": self.previous}
+
+    def set_state(self, state):
+        """Restores a state returned by `get_state`."""
+        previous = state["previous"]
+        self.previous = None if previous is None else float(previous)
+
     def on_train_begin(self, logs=None):
         _check_settable_learning_rate(self.model.optimizer)
-        self.previous = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -82,8 +106,10 @@ class PlateauAnnealing(keras.callbacks.Callback):
             )
         current = float(logs[self.monitor])
         optimizer = self.model.optimizer
-        if self.previous is not None and current > self.previous * (
-            1.0 - self.min_delta
+        finite = math.isfinite(current)
+        if not finite or (
+            self.previous is not None
+            and current > self.previous * (1.0 - self.min_delta)
         ):
             new_lr = float(optimizer.learning_rate) / self.factor
             optimizer.learning_rate = new_lr
@@ -99,7 +125,8 @@ class PlateauAnnealing(keras.callbacks.Callback):
                         f"{self.min_lr:g}; stopping."
                     )
                 self.model.stop_training = True
-        self.previous = current
+        if finite:
+            self.previous = current
         logs["learning_rate"] = float(optimizer.learning_rate)
 
     def get_config(self):

@@ -119,13 +119,16 @@ class Corpus:
         seed=None,
         pad_start=False,
         drop_remainder=False,
+        initial_epoch=0,
     ):
         """A `tf.data.Dataset` of `(context, next_token)` batches of a split.
 
         See `keras_memnet.datasets.make_windows` for the arguments. With
         `shuffle=True` each epoch draws `num_windows` random windows (by
         default as many as the split has positions); `shuffle=False` is one
-        sequential pass over every window, for `evaluate`.
+        sequential pass over every window, for `evaluate`. The draw of an
+        epoch depends only on `seed` and the epoch; pass the epoch a resumed
+        run starts with as `initial_epoch`.
         """
         tokens = self._nonempty_split(split_name, "windows")
         return make_windows(
@@ -138,6 +141,7 @@ class Corpus:
             pad_start=pad_start,
             drop_remainder=drop_remainder,
             vocabulary_size=self.vocabulary.size,
+            initial_epoch=initial_epoch,
         )
 
     def num_windows(self, split_name, memory_size, pad_start=False):
@@ -157,6 +161,7 @@ class Corpus:
         pad_start=False,
         short_context=False,
         drop_remainder=False,
+        initial_epoch=0,
     ):
         """A `tf.data.Dataset` of `(inputs, targets, sample_weight)` batches
         of a split, `sequence_length` targets per row.
@@ -165,7 +170,8 @@ class Corpus:
         target of the split is scored exactly once per epoch, with its full
         `memory_size`-token context; `shuffle=True` draws a fresh order of
         the rows every epoch, `shuffle=False` keeps them in order, for
-        `evaluate`.
+        `evaluate`. The order of an epoch depends only on `seed` and the
+        epoch; pass the epoch a resumed run starts with as `initial_epoch`.
 
         Example:
 
@@ -192,6 +198,7 @@ class Corpus:
             short_context=short_context,
             drop_remainder=drop_remainder,
             vocabulary_size=self.vocabulary.size,
+            initial_epoch=initial_epoch,
         )
 
     def sequence_arrays(

@@ -35,6 +35,7 @@ def make_windows(
     pad_start=False,
     drop_remainder=False,
     vocabulary_size=None,
+    initial_epoch=0,
 ):
     """Makes a `tf.data.Dataset` of `(context, next_token)` batches.
 
@@ -43,8 +44,10 @@ def make_windows(
     placed windows and evaluated on every position:
 
     - `shuffle=True`: each epoch draws `num_windows` window positions
-      uniformly at random (with replacement), fresh every epoch and
-      reproducible given `seed`.
+      uniformly at random (with replacement), fresh every epoch. The draw
+      of epoch `e` (counted from 0) is a function of `seed` and `e` alone,
+      and the `k`-th pass over the dataset is epoch `initial_epoch + k`,
+      so that a run resumed at epoch `e` draws what it would have drawn.
     - `shuffle=False`: one sequential pass over every window position, in
       order, for `evaluate`.
 
@@ -57,6 +60,7 @@ def make_windows(
             as many as there are window positions. Ignored when
             `shuffle=False`.
         seed: int or None, seed of the random positions.
+        initial_epoch: int >= 0, the epoch of the first pass (see above).
         pad_start: bool. If True, targets start at position 1 and contexts
             shorter than `memory_size` are left-padded with id 0, so every
             token but the first is scored. If False, targets start at
@@ -120,28 +124,34 @@ def make_windows(
                 f"`num_windows`={num_windows} is smaller than `batch_size`="
                 f"{batch_size} with drop_remainder=True: no batch is left."
             )
-        # One random seed per batch, redrawn every epoch, feeds a stateless
-        # draw of the whole batch's positions (cheaper than one tf.data
-        # element per window).
-        batch_seeds = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True
-        ).take(num_batches)
+        epoch_seeds = _epoch_seeds(seed, initial_epoch)
 
-        def random_positions(batch_index, batch_seed):
+        def batches_of_epoch(epoch_seed):
+            return tf.data.Dataset.range(num_batches).map(
+                lambda batch_index: (batch_index, epoch_seed)
+            )
+
+        def random_positions(batch_index, epoch_seed):
             size = tf.minimum(
                 tf.constant(batch_size, tf.int64),
                 num_windows - batch_index * batch_size,
             )
+            # A stateless draw of the whole batch's positions (cheaper than
+            # one tf.data element per window).
             return tf.random.stateless_uniform(
                 tf.reshape(size, [1]),
-                seed=tf.stack([batch_seed, batch_index]),
+                seed=tf.random.experimental.stateless_fold_in(
+                    epoch_seed, batch_index
+                ),
                 minval=first_target,
                 maxval=num_tokens,
                 dtype=tf.int64,
             )
 
-        positions = batch_seeds.enumerate().map(
-            random_positions, num_parallel_calls=tf.data.AUTOTUNE
+        positions = (
+            epoch_seeds.flat_map(batches_of_epoch)
+            .apply(tf.data.experimental.assert_cardinality(num_batches))
+            .map(random_positions, num_parallel_calls=tf.data.AUTOTUNE)
         )
     else:
         num_batches = _count_batches(num_positions, batch_size, drop_remainder)
@@ -181,6 +191,7 @@ def make_sequences(
     short_context=False,
     drop_remainder=False,
     vocabulary_size=None,
+    initial_epoch=0,
 ):
     """Makes a `tf.data.Dataset` of `(inputs, targets, sample_weight)` batches.
 
@@ -201,8 +212,11 @@ def make_sequences(
     targets are right-padded with id 0 and the padded targets get
     `sample_weight` 0 (real targets 1).
 
-    - `shuffle=True`: the chunks come in a fresh random order every epoch
-      (reproducible given `seed`).
+    - `shuffle=True`: the chunks come in a fresh random order every epoch.
+      The order of epoch `e` (counted from 0) is a function of `seed` and
+      `e` alone, and the `k`-th pass over the dataset is epoch
+      `initial_epoch + k`, so that a run resumed at epoch `e` sees the
+      order it would have seen.
     - `shuffle=False`: the chunks in order, for `evaluate`.
 
     `short_context=True` zeroes (pads) every input before `p - 1` in every
@@ -223,6 +237,7 @@ def make_sequences(
         shuffle: bool, a fresh chunk order each epoch (`True`) or
             sequential order.
         seed: int or None, seed of the chunk order.
+        initial_epoch: int >= 0, the epoch of the first pass (see above).
         pad_start: bool. If True, the corpus is left-padded with
             `memory_size` ids 0 and targets start at position 1, so every
             token but the first is scored. If False, targets start at
@@ -312,13 +327,22 @@ def make_sequences(
             tf.ensure_shape(weights, [rows, sequence_length]),
         )
 
-    chunks = tf.data.Dataset.range(num_chunks)
     if shuffle:
-        # A buffer of every chunk index: a full permutation, redrawn every
-        # epoch. Only the int64 indices are shuffled, never the chunks.
-        chunks = chunks.shuffle(
-            num_chunks, seed=seed, reshuffle_each_iteration=True
+        # A full permutation of the chunk indices, drawn for each epoch
+        # from the epoch's seed. Only the int64 indices are shuffled.
+        def chunks_of_epoch(epoch_seed):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(num_chunks, dtype=tf.int64), seed=epoch_seed
+            )
+            return tf.data.Dataset.from_tensor_slices(order)
+
+        chunks = (
+            _epoch_seeds(seed, initial_epoch)
+            .flat_map(chunks_of_epoch)
+            .apply(tf.data.experimental.assert_cardinality(num_chunks))
         )
+    else:
+        chunks = tf.data.Dataset.range(num_chunks)
     dataset = chunks.batch(batch_size, drop_remainder=drop_remainder).map(
         gather, num_parallel_calls=tf.data.AUTOTUNE
     )
@@ -387,6 +411,29 @@ def sequence_arrays(
     targets = padded[positions + offset]
     weights = (positions < num_tokens).astype(np.float32)
     return inputs, targets, weights
+
+
+def _epoch_seeds(seed, initial_epoch):
+    """A dataset of one element per pass: the seed of that pass's epoch.
+
+    A counter in the pipeline numbers the passes from `initial_epoch`; the
+    seed is `(seed, epoch)`, for TensorFlow's stateless random ops. So the
+    draw of an epoch does not depend on how many passes this process made
+    before, only on the epoch, unlike `reshuffle_each_iteration`.
+    """
+    import tensorflow as tf
+
+    initial_epoch = check_int("initial_epoch", initial_epoch, minimum=0)
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    seed = check_int("seed", seed)
+    counter = tf.Variable(initial_epoch - 1, dtype=tf.int64, trainable=False)
+
+    def next_epoch_seed(_):
+        epoch = counter.assign_add(1)
+        return tf.stack([tf.constant(seed, tf.int64), epoch])
+
+    return tf.data.Dataset.range(1).map(next_epoch_seed)
 
 
 def _check_tokens(tokens, memory_size, pad_start, vocabulary_size, what):

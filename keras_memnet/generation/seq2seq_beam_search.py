@@ -98,7 +98,8 @@ def beam_search(step_fn, states, batch_size, start_id, end_id, max_length,
 
     Args:
         step_fn: `step_fn(token_ids (n,), states) -> (logits (n, vocab),
-            states)`; every state tensor has `n` rows.
+            states)`; every state tensor has `n` rows (any rank, e.g. an
+            attention memory `(n, source_length, units)`).
         states: the decoder's initial states for `batch_size` rows; they
             are repeated for each beam (row `b * num_beams + k`).
         batch_size: int or scalar tensor.
@@ -145,10 +146,12 @@ def beam_search(step_fn, states, batch_size, start_id, end_id, max_length,
         return ops.take_along_axis(values, index, axis=1)
 
     def reorder_state(state, beam_index):
-        units = ops.shape(state)[-1]
-        state = ops.reshape(state, (batch_size, k, units))
+        # Any rank: (batch * k, ...) -> (batch, k, ...), gathered, back.
+        # Constant per-row states (an attention memory) stay unchanged.
+        inner_shape = tuple(ops.shape(state)[1:])
+        state = ops.reshape(state, (batch_size, k) + inner_shape)
         state = reorder(state, beam_index)
-        return ops.reshape(state, (batch_size * k, units))
+        return ops.reshape(state, (batch_size * k,) + inner_shape)
 
     def cond(step, previous, states, tokens, log_probs, lengths, finished):
         return ops.logical_and(

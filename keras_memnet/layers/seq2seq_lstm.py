@@ -137,6 +137,9 @@ class Seq2SeqLSTM(keras.layers.Layer):
                     keras.layers.Dropout(
                         self.dropout,
                         seed=None if self.seed is None else self.seed + index,
+                        # Without the policy, dropout would compute in (and
+                        # return) float32 under mixed precision.
+                        dtype=self.dtype_policy,
                         name=f"dropout_{index}",
                     )
                 )
@@ -218,7 +221,13 @@ class Seq2SeqLSTM(keras.layers.Layer):
             return inputs
         return self.dropout_layers[index](inputs, training=training)
 
-    def encode(self, source_embeddings, source_mask=None, training=None):
+    def encode(
+        self,
+        source_embeddings,
+        source_mask=None,
+        training=None,
+        return_sequences=False,
+    ):
         """Reads the source; returns a list of `(h, c)`, one per layer.
 
         Args:
@@ -227,6 +236,12 @@ class Seq2SeqLSTM(keras.layers.Layer):
                 true on each row's valid prefix. Defaults to the input's
                 Keras mask, if any.
             training: bool, whether dropout is active.
+            return_sequences: bool. Also return the top encoder layer's
+                output at every source position (for attention), as
+                `(sequence, states)`. The sequence is in the source's
+                written order even with `reverse_source=True` (position
+                `i` is the state after reading source word `i`); its
+                padding positions hold no meaningful values.
         """
         if source_mask is None:
             source_mask = getattr(source_embeddings, "_keras_mask", None)
@@ -242,7 +257,12 @@ class Seq2SeqLSTM(keras.layers.Layer):
                 sequence, mask=source_mask, training=training
             )
             states.append((state_h, state_c))
-        return states
+        if not return_sequences:
+            return states
+        if self.reverse_source:
+            # Reversing the valid prefix again restores the written order.
+            sequence = self.reverse_valid_prefix(sequence, source_mask)
+        return sequence, states
 
     def decode(
         self, target_embeddings, states, target_mask=None, training=None

@@ -11,12 +11,15 @@ from keras_memnet.metrics.perplexity import Perplexity
 from keras_memnet.models.memn2n_backbone import MemN2NBackbone
 from keras_memnet.models.memn2n_lm_preprocessor import MemN2NLMPreprocessor
 from keras_memnet.models.memn2n_lm_preprocessor import check_id_range
+from keras_memnet.models.memn2n_lm_preprocessor import check_target_range
 from keras_memnet.models.memn2n_lm_preprocessor import is_text
 from keras_memnet.utils.arguments import check_int
 from keras_memnet.utils.arguments import check_one_of
 from keras_memnet.presets.preset_mixin import PresetMixin
 
 OUTPUT_MODES = ("softmax", "adaptive")
+# The decoder holds every new token of every row (and beam) in memory.
+MAX_NEW_TOKENS = 10**6
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
@@ -354,14 +357,37 @@ class MemN2NLM(PresetMixin, keras.Model):
             return None
         return loss.reduction
 
-    def _check_token_ids(self, token_ids):
-        """Checks ids given as arrays; symbolic or dataset inputs are not."""
-        if isinstance(token_ids, (list, tuple)):
-            token_ids = np.asarray(token_ids)
-        if not isinstance(token_ids, np.ndarray):
-            return
-        self.backbone._check_input_shape(token_ids.shape)
-        check_id_range(token_ids, self.vocabulary_size)
+    def _checked_data(self, x, y=None, x_name="x", y_name="y"):
+        """Checks token ids and targets; returns `x`.
+
+        Arrays and eager tensors (NumPy, TensorFlow, JAX, PyTorch) are
+        checked here, at once. A `tf.data.Dataset` is returned with checks
+        in its pipeline, and `_reraise_data_errors` turns their failure into
+        a `ValueError`. Out-of-range ids would otherwise be clamped under
+        XLA and train on wrong tokens, and an out-of-range target turns
+        every weight into NaN.
+        """
+        if _is_dataset(x):
+            return _with_id_checks(x, self.vocabulary_size, x_name)
+        token_ids = _as_array(x)
+        if token_ids is not None:
+            self.backbone._check_input_shape(token_ids.shape)
+            check_id_range(token_ids, self.vocabulary_size, x_name)
+        targets = _as_array(y)
+        if targets is not None:
+            check_target_range(targets, self.vocabulary_size, y_name)
+        return x
+
+    def _checked_validation_data(self, validation_data):
+        if isinstance(validation_data, (list, tuple)) and validation_data:
+            x = self._checked_data(
+                validation_data[0],
+                validation_data[1] if len(validation_data) > 1 else None,
+                "validation_data[0]",
+                "validation_data[1]",
+            )
+            return (x, *validation_data[1:])
+        return self._checked_data(validation_data, x_name="validation_data")
 
     def compile(
         self,
@@ -419,29 +445,36 @@ class MemN2NLM(PresetMixin, keras.Model):
     def compile_from_config(self, config):
         # Keras skips compiling a loaded model whose `compile` is overridden,
         # so this restores what `keras.Model.compile_from_config` does.
+        config = _portable_compile_config(config)
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built and getattr(self, "optimizer", None) is not None:
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_token_ids(x)
+        x = self._checked_data(x, y)
         self._use_functions_for_length(x)
         validation_data = kwargs.get("validation_data")
+        if validation_data is not None:
+            validation_data = self._checked_validation_data(validation_data)
+            kwargs["validation_data"] = validation_data
         if isinstance(validation_data, (list, tuple)) and validation_data:
             validation_data = validation_data[0]
         if validation_data is not None:
             self._use_functions_for_length(validation_data, "test_function")
-        return super().fit(x, y, *args, **kwargs)
+        with _reraise_data_errors():
+            return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_token_ids(x)
+        x = self._checked_data(x, y)
         self._use_functions_for_length(x, "test_function")
-        return super().evaluate(x, y, *args, **kwargs)
+        with _reraise_data_errors():
+            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check_token_ids(x)
+        x = self._checked_data(x)
         self._use_functions_for_length(x, "predict_function")
-        return super().predict(x, *args, **kwargs)
+        with _reraise_data_errors():
+            return super().predict(x, *args, **kwargs)
 
     def _use_functions_for_length(self, x, *names):
         """Drops compiled functions traced for another input length.
@@ -520,13 +553,14 @@ class MemN2NLM(PresetMixin, keras.Model):
             prompt: a string or list of strings (needs `vocabulary`), or
                 token ids: a 1-D sequence or a 2-D `(batch, length)` array,
                 left-padded with 0.
-            max_length: int >= 1, number of new tokens.
+            max_length: int in [1, `MAX_NEW_TOKENS`] (a million), number
+                of new tokens.
             sampler: `"greedy"`, `"random"`, `"top_k"`, `"top_p"`, `"beam"`
                 or a `keras_hub.samplers.Sampler`.
             temperature: float > 0, divides the logits.
-            top_k: int, for `"top_k"`.
+            top_k: int in [1, vocabulary_size], for `"top_k"`.
             top_p: float, for `"top_p"`.
-            num_beams: int, for `"beam"`.
+            num_beams: int in [1, vocabulary_size], for `"beam"`.
             seed: int or `None`. The same seed gives the same sample.
 
         Returns:
@@ -534,7 +568,17 @@ class MemN2NLM(PresetMixin, keras.Model):
             prompts) when given text, an int array when given ids (1-D for a
             1-D prompt).
         """
-        max_length = check_int("max_length", max_length, minimum=1)
+        max_length = check_int(
+            "max_length", max_length, minimum=1, maximum=MAX_NEW_TOKENS
+        )
+        # Checked here: TensorFlow's top-k would fail deep in the decoder.
+        for name, value, used in (
+            ("top_k", top_k, sampler == "top_k"),
+            ("num_beams", num_beams, sampler == "beam"),
+        ):
+            if used:
+                check_int(name, value, minimum=1,
+                          maximum=self.vocabulary_size)
         as_text = is_text(prompt)
         prompt_ids = self.preprocessor.generate_preprocess(prompt)
         check_id_range(prompt_ids, self.vocabulary_size)
@@ -622,6 +666,123 @@ class _DecoderCache:
                 model, make_sampler(), model.memory_size
             )
         return self.decoders[key]
+
+
+def _portable_compile_config(config):
+    """A compile config that loads the same way on every backend.
+
+    A model saved on PyTorch records the PyTorch optimizer class (its
+    module is `keras.src.backend.torch...`), which fails to train on
+    TensorFlow or JAX: the backend-free `keras.optimizers` class of the same
+    name is used instead. And `jit_compile` is the saving backend's
+    resolved choice (XLA on TensorFlow, which turns on PyTorch's slow
+    compiler): `"auto"` lets the loading backend choose.
+    """
+    config = dict(config)
+    optimizer = config.get("optimizer")
+    if isinstance(optimizer, dict) and str(
+        optimizer.get("module", "")
+    ).startswith("keras.src.backend."):
+        config["optimizer"] = dict(optimizer, module="keras.optimizers")
+    if "jit_compile" in config:
+        config["jit_compile"] = "auto"
+    return config
+
+
+_ID_CHECK_TAG = "keras_memnet_id_check"
+
+
+def _is_dataset(x):
+    return type(x).__module__.startswith("tensorflow") and hasattr(
+        x, "element_spec"
+    )
+
+
+def _as_array(x):
+    """`x` as a NumPy array if it is an array, a list or an eager tensor of
+    any backend; `None` for anything else (datasets, generators, dicts,
+    symbolic tensors)."""
+    if x is None or isinstance(x, (dict, str)) or _is_dataset(x):
+        return None
+    if isinstance(x, (np.ndarray, list, tuple)):
+        return np.asarray(x)
+    if not hasattr(x, "__array__") or keras.KerasTensor in type(x).__mro__:
+        return None
+    try:
+        return np.asarray(x)
+    except Exception:
+        return None  # E.g. a symbolic or on-device tensor; not checked.
+
+
+def _with_id_checks(dataset, vocabulary_size, name):
+    """`dataset` with a check of the ids and targets of every batch."""
+    import tensorflow as tf
+
+    spec = dataset.element_spec
+    spec = spec[0] if isinstance(spec, tuple) else spec
+    if isinstance(spec, tf.TensorSpec) and not spec.dtype.is_integer:
+        raise ValueError(
+            f"`{name}` (a tf.data.Dataset) must hold integer token ids. "
+            f"Received dtype {spec.dtype.name}."
+        )
+
+    def check(*element):
+        # `map` passes the parts of an `(x, y, sample_weight)` element.
+        inputs = element[0]
+        checked = [(f"`{name}`", inputs)]
+        if len(element) > 1:
+            checked.append((f"The targets of `{name}`", element[1]))
+        assertions = []
+        for label, tensor in checked:
+            if not isinstance(tensor, tf.Tensor):
+                continue
+            # Two reductions in the ids' own dtype; only scalars are cast.
+            low = tf.cast(tf.reduce_min(tensor), tf.float64)
+            high = tf.cast(tf.reduce_max(tensor), tf.float64)
+            valid = tf.logical_and(low >= 0, high < vocabulary_size)
+            if not tensor.dtype.is_integer:
+                valid = tf.logical_and(
+                    valid, tf.reduce_all(tf.floor(tensor) == tensor)
+                )
+            assertions.append(
+                tf.debugging.Assert(
+                    tf.logical_or(tf.size(tensor) == 0, valid),
+                    [f"{_ID_CHECK_TAG}|{label}|{vocabulary_size}|", low,
+                     high],
+                )
+            )
+        with tf.control_dependencies(assertions):
+            element = tf.nest.map_structure(tf.identity, element)
+        return element if len(element) > 1 else element[0]
+
+    return dataset.map(check)
+
+
+class _reraise_data_errors:
+    """Turns a failed dataset id check into a clear `ValueError`."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        import re
+
+        if error is None or _ID_CHECK_TAG not in str(error):
+            return False
+        match = re.search(
+            # The tag, then the lowest and the highest value as printed.
+            _ID_CHECK_TAG + r"\|([^|]+)\|(\d+)\|[^-\d]*(-?[\d.e+]+)"
+            r"[^-\d]*(-?[\d.e+]+)",
+            str(error),
+        )
+        if match is None:
+            return False
+        label, vocabulary_size, low, high = match.groups()
+        raise ValueError(
+            f"{label} (a tf.data.Dataset) must hold whole-number ids in "
+            f"[0, vocabulary_size={vocabulary_size}). A batch holds values "
+            f"from {float(low):g} to {float(high):g}."
+        ) from None
 
 
 def _input_length(x):

@@ -226,15 +226,45 @@ def is_text(inputs):
     )
 
 
-def check_id_range(token_ids, vocabulary_size):
-    """Raises `ValueError` unless all ids are in `[0, vocabulary_size)`."""
+def check_id_range(token_ids, vocabulary_size, name="token_ids"):
+    """Raises `ValueError` unless all ids are integers in
+    `[0, vocabulary_size)`.
+
+    Float ids are refused: a float array truncated to ids hides a mix-up
+    of arrays.
+    """
     token_ids = np.asarray(token_ids)
-    if token_ids.size and (
-        token_ids.min() < 0 or token_ids.max() >= vocabulary_size
-    ):
+    if token_ids.size and not np.issubdtype(token_ids.dtype, np.integer):
         raise ValueError(
-            f"Token ids must be in [0, vocabulary_size={vocabulary_size}). "
-            f"Received ids from {token_ids.min()} to {token_ids.max()}."
+            f"`{name}` must hold integer token ids. Received dtype "
+            f"{token_ids.dtype}."
+        )
+    _check_range(token_ids, vocabulary_size, name, "ids")
+
+
+def check_target_range(targets, vocabulary_size, name="y"):
+    """Raises `ValueError` unless all targets are whole numbers in
+    `[0, vocabulary_size)` (float arrays of whole numbers pass)."""
+    targets = np.asarray(targets)
+    if not targets.size:
+        return
+    if not np.issubdtype(targets.dtype, np.integer):
+        if not np.issubdtype(targets.dtype, np.floating) or not np.all(
+            np.floor(targets) == targets
+        ):
+            raise ValueError(
+                f"`{name}` must hold integer target ids. Received dtype "
+                f"{targets.dtype} with values that are not whole numbers."
+            )
+    _check_range(targets, vocabulary_size, name, "target ids")
+
+
+def _check_range(ids, vocabulary_size, name, what):
+    if ids.size and (ids.min() < 0 or ids.max() >= vocabulary_size):
+        raise ValueError(
+            f"`{name}` must hold {what} in [0, vocabulary_size="
+            f"{vocabulary_size}). Received {what} from {ids.min()} to "
+            f"{ids.max()}."
         )
 
 

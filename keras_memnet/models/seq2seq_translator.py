@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_memnet.generation.seq2seq_beam_search import SearchModel
+from keras_memnet.layers.memory_hop import MemoryHop
 from keras_memnet.layers.seq2seq_lstm import Seq2SeqLSTM
 from keras_memnet.tokenizers.sentence_pair_tokenization import END_TOKEN
 from keras_memnet.tokenizers.sentence_pair_tokenization import START_TOKEN
@@ -14,6 +15,7 @@ from keras_memnet.tokenizers.sentence_pair_tokenization import (
 from keras_memnet.tokenizers.sentence_pair_tokenization import (
     tokenize_sentence,
 )
+from keras_memnet.utils.arguments import check_bool
 from keras_memnet.utils.arguments import check_float
 from keras_memnet.utils.arguments import check_int
 from keras_memnet.utils.arguments import check_one_of
@@ -45,6 +47,24 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
     right-padded with 0. Output: logits `(batch, target_length,
     target_vocabulary.size)`.
 
+    **Attention** (`attention_hops >= 1`). The paper's model passes the
+    source to the decoder only through the encoder's final states. With
+    attention, each decoder step also reads the encoder's top-layer
+    states, built from the package's own `keras_memnet.layers.MemoryHop`:
+    the states are the memory (keys and values, in the source's written
+    order, padding masked), the decoder's top-layer state `h` is the
+    query, and `attention_hops` hops (one `MemoryHop` each, `u_next = H u
+    + o`) give the attended vector `a`. As in Luong, Pham & Manning (2015)
+    the output layer then reads `tanh(W_c [a; h])` instead of `h`. The
+    weights of the last hop are returned by `attention_weights` and drive
+    `translate(..., replace_unknown=True)`. The attended vector is not fed
+    back into the next step's input (Luong's "input feeding"): that would
+    make the decoder a step-by-step loop in training instead of one LSTM
+    call per layer. `attention_hops=0` is the paper's attention-free
+    model, unchanged (same weights, same outputs); it stays the default
+    until the comparison on `fra-eng-76k` (issue 17, `docs/RESULTS.md`)
+    picks the better setting.
+
     The paper trained 4 layers of 1000 cells with every weight drawn from
     uniform(-0.08, 0.08) (`initializer=keras.initializers.RandomUniform(
     -0.08, 0.08)`), plain SGD at learning rate 0.7 halved every half epoch
@@ -52,9 +72,15 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
     start=5)`) and the gradient's global norm capped at 5
     (`keras_memnet.callbacks.GradientNormClipping(5.0)`).
 
-    Reference:
+    References:
         Sutskever, Vinyals & Le (2014), "Sequence to Sequence Learning with
         Neural Networks", NeurIPS. https://arxiv.org/abs/1409.3215
+        Luong, Pham & Manning (2015), "Effective Approaches to
+        Attention-based Neural Machine Translation", EMNLP.
+        https://arxiv.org/abs/1508.04025
+        Luong, Sutskever, Le, Vinyals & Zaremba (2015), "Addressing the
+        Rare Word Problem in Neural Machine Translation", ACL.
+        https://arxiv.org/abs/1410.8206
 
     Args:
         source_vocabulary: `keras_memnet.tokenizers.WordVocabulary` of
@@ -72,6 +98,10 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
             defaults. Biases start at 0 (forget gate at 1).
         start_token, end_token: str. The decoder's start and end tokens.
         seed: int or None. Seed of the dropout layers.
+        attention_hops: int >= 0. 0: no attention (the paper's model).
+            n >= 1: every decoder step attends over the encoder's states
+            through n `MemoryHop`s, and the output layer reads
+            `tanh(W_c [attended; h])`.
         **kwargs: standard `keras.Model` arguments (`name`).
 
     Example:
@@ -85,6 +115,19 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
     >>> x, y = model.encode_pairs(pairs)
     >>> history = model.fit(x, y, epochs=1, verbose=0)
     >>> len(model.translate(["1 2 3"], sampler="beam", num_beams=2))
+    1
+
+    With attention, and unknown words copied from the source:
+
+    >>> model = Seq2SeqTranslator(source_vocab, target_vocab,
+    ...                           embedding_dim=8, units=16, num_layers=1,
+    ...                           attention_hops=1)
+    >>> model.compile(optimizer="adam")
+    >>> history = model.fit(x, y, epochs=1, verbose=0)
+    >>> model.attention_weights(x["source_ids"][:2],
+    ...                         x["decoder_input_ids"][:2]).shape
+    (2, 4, 3)
+    >>> len(model.translate(["1 2 9"], replace_unknown=True))
     1
     """
 
@@ -101,6 +144,7 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
         start_token=START_TOKEN,
         end_token=END_TOKEN,
         seed=None,
+        attention_hops=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -141,6 +185,9 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
         self.start_token = start_token
         self.end_token = end_token
         self.seed = seed
+        self.attention_hops = check_int(
+            "attention_hops", attention_hops, minimum=0
+        )
         self.start_id = target_vocabulary.token_to_id(start_token)
         self.end_id = target_vocabulary.token_to_id(end_token)
 
@@ -183,6 +230,29 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
             dtype=self.dtype_policy,
             name="output_projection",
         )
+        # Attention layers exist only with `attention_hops >= 1`, so the
+        # attention-free model keeps exactly the paper's weights.
+        self.attention_hop_layers = []
+        self.attention_output = None
+        if self.attention_hops:
+            for index in range(self.attention_hops):
+                self.attention_hop_layers.append(
+                    MemoryHop(
+                        kernel_initializer=weights_initializer(
+                            None, 10 + index
+                        ),
+                        dtype=self.dtype_policy,
+                        name=f"attention_hop_{index}",
+                    )
+                )
+            self.attention_output = keras.layers.Dense(
+                units,
+                activation="tanh",
+                use_bias=False,
+                kernel_initializer=weights_initializer("glorot_uniform", 4),
+                dtype=self.dtype_policy,
+                name="attention_output",
+            )
         # Compiled decoders, keyed by their settings. Set without Keras
         # attribute tracking: they hold this model, and tracking them would
         # make the model contain itself.
@@ -201,6 +271,16 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
         self.output_projection.build(
             (target_shape[0], target_shape[1], self.units)
         )
+        for hop in self.attention_hop_layers:
+            hop.build(
+                (None, self.units),
+                (None, source_shape[1], self.units),
+                (None, source_shape[1], self.units),
+            )
+        if self.attention_output is not None:
+            self.attention_output.build(
+                (target_shape[0], target_shape[1], 2 * self.units)
+            )
         self.built = True
 
     @staticmethod
@@ -234,17 +314,129 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
 
     def call(self, inputs, training=None):
         source_ids, decoder_input_ids = self._split_inputs(inputs)
-        source_mask = ops.not_equal(source_ids, 0)
-        target_mask = ops.not_equal(decoder_input_ids, 0)
-        outputs = self.encoder_decoder(
-            [
-                self.source_embedding(source_ids),
-                self.target_embedding(decoder_input_ids),
-            ],
-            mask=[source_mask, target_mask],
-            training=training,
+        if not self.attention_hops:
+            source_mask = ops.not_equal(source_ids, 0)
+            target_mask = ops.not_equal(decoder_input_ids, 0)
+            outputs = self.encoder_decoder(
+                [
+                    self.source_embedding(source_ids),
+                    self.target_embedding(decoder_input_ids),
+                ],
+                mask=[source_mask, target_mask],
+                training=training,
+            )
+            return self.output_projection(outputs)
+        outputs, _ = self._attentive_decode(
+            source_ids, decoder_input_ids, training
         )
         return self.output_projection(outputs)
+
+    def _attentive_decode(self, source_ids, decoder_input_ids, training):
+        """Teacher-forced decoding with attention: returns the attentional
+        states `(batch, T, units)` and the last hop's weights `(batch, T,
+        S)`."""
+        self.encoder_decoder._check_batch_sizes(
+            source_ids.shape[0], decoder_input_ids.shape[0]
+        )
+        source_mask = ops.not_equal(source_ids, 0)
+        memory, states = self.encoder_decoder.encode(
+            self.source_embedding(source_ids),
+            source_mask,
+            training=training,
+            return_sequences=True,
+        )
+        outputs, _ = self.encoder_decoder.decode(
+            self.target_embedding(decoder_input_ids),
+            states,
+            ops.not_equal(decoder_input_ids, 0),
+            training=training,
+        )
+        return self._attend(outputs, memory, source_mask)
+
+    def _attend(self, queries, memory, source_mask):
+        """Reads `memory` `(batch, S, units)` with the decoder states.
+
+        `queries` is `(batch, units)` (one step) or `(batch, T, units)`
+        (teacher forcing; each position reads the whole memory, so the
+        positions are folded into the batch for `MemoryHop`'s one-window
+        form). Returns `tanh(W_c [a; h])` shaped like `queries` and the
+        last hop's attention weights, `(batch, S)` or `(batch, T, S)`.
+        """
+        if len(queries.shape) == 3:
+            batch_size, length = ops.shape(queries)[0], ops.shape(queries)[1]
+            source_length = ops.shape(memory)[1]
+            folded_memory = ops.reshape(
+                ops.broadcast_to(
+                    ops.expand_dims(memory, 1),
+                    (batch_size, length, source_length, self.units),
+                ),
+                (-1, source_length, self.units),
+            )
+            folded_mask = ops.reshape(
+                ops.broadcast_to(
+                    ops.expand_dims(source_mask, 1),
+                    (batch_size, length, source_length),
+                ),
+                (-1, source_length),
+            )
+            outputs, weights = self._attend(
+                ops.reshape(queries, (-1, self.units)),
+                folded_memory,
+                folded_mask,
+            )
+            return (
+                ops.reshape(outputs, (batch_size, length, self.units)),
+                ops.reshape(weights, (batch_size, length, source_length)),
+            )
+        attended = queries
+        for hop in self.attention_hop_layers:
+            attended, weights = hop(
+                attended,
+                memory,
+                memory,
+                mask=source_mask,
+                return_attention_scores=True,
+            )
+        combined = self.attention_output(
+            ops.concatenate([attended, queries], axis=-1)
+        )
+        return combined, weights
+
+    def attention_weights(self, source_ids, decoder_input_ids):
+        """The last hop's attention weights under teacher forcing.
+
+        Args:
+            source_ids: `(batch, source_length)` int ids, right-padded
+                with 0 (e.g. from `encode_sources`).
+            decoder_input_ids: `(batch, target_length)` int ids, `<start>`
+                then the target, right-padded with 0 (e.g. from
+                `encode_pairs`).
+
+        Returns:
+            A float NumPy array `(batch, target_length, source_length)`:
+            row `t` weighs the source words (in written order) for the
+            word predicted after reading `decoder_input_ids[:, t]`. Each
+            row sums to 1 over the valid source positions and is 0 on
+            padding.
+        """
+        if not self.attention_hops:
+            raise ValueError(
+                "`attention_weights()` needs a model with attention; this "
+                "one was built with `attention_hops=0`."
+            )
+        if not self.built:
+            raise ValueError(
+                "`attention_weights()` was called before the model was "
+                "built or trained. Train it with `fit()` first."
+            )
+        source_ids = ops.convert_to_tensor(np.asarray(source_ids), "int32")
+        decoder_input_ids = ops.convert_to_tensor(
+            np.asarray(decoder_input_ids), "int32"
+        )
+        _, weights = self._attentive_decode(
+            source_ids, decoder_input_ids, training=False
+        )
+        return ops.convert_to_numpy(weights)
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """`keras.Model.compile`, with the loss defaulting to the token
@@ -266,19 +458,43 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
     # Generation ----------------------------------------------------------
 
     def encode_source_ids(self, source_ids):
-        """Encodes `(batch, source_length)` ids into per-layer `(h, c)`."""
-        return self.encoder_decoder.encode(
-            self.source_embedding(source_ids),
-            ops.not_equal(source_ids, 0),
+        """Encodes `(batch, source_length)` ids into the decoder's state:
+        per-layer `(h, c)`, and with attention `(per-layer (h, c),
+        memory, source_ids)`."""
+        source_mask = ops.not_equal(source_ids, 0)
+        source_embeddings = self.source_embedding(source_ids)
+        if not self.attention_hops:
+            return self.encoder_decoder.encode(
+                source_embeddings, source_mask, training=False
+            )
+        memory, states = self.encoder_decoder.encode(
+            source_embeddings,
+            source_mask,
             training=False,
+            return_sequences=True,
         )
+        # The ids ride along (instead of a boolean mask) so that every
+        # state is a number tensor the beam search can repeat and gather.
+        return states, memory, ops.cast(source_ids, "int32")
 
     def decode_step_ids(self, token_ids, states):
         """One decoder step: `(batch,)` previous ids -> `(logits, states)`."""
-        outputs, states = self.encoder_decoder.decode_step(
-            self.target_embedding(token_ids), states
+        if not self.attention_hops:
+            outputs, states = self.encoder_decoder.decode_step(
+                self.target_embedding(token_ids), states
+            )
+            return self.output_projection(outputs), states
+        lstm_states, memory, source_ids = states
+        outputs, lstm_states = self.encoder_decoder.decode_step(
+            self.target_embedding(token_ids), lstm_states
         )
-        return self.output_projection(outputs), states
+        outputs, _ = self._attend(
+            outputs, memory, ops.not_equal(source_ids, 0)
+        )
+        return (
+            self.output_projection(outputs),
+            (lstm_states, memory, source_ids),
+        )
 
     def encode_pairs(self, pairs):
         """Encodes `(source, target)` text pairs for `fit`.
@@ -346,6 +562,8 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
         length_penalty=1.0,
         batch_size=64,
         return_tokens=False,
+        replace_unknown=False,
+        allow_unknown_sources=False,
     ):
         """Translates source sentences.
 
@@ -356,6 +574,15 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
         beam at the end token and ranks by summed log-probability divided
         by `length ** length_penalty`. `num_beams=1` gives the greedy
         result.
+
+        With `replace_unknown=True` (models with attention only), each
+        `<unk>` of a translation is replaced by the source word that the
+        last attention hop weighs most at that step (Luong et al., 2015,
+        "Addressing the Rare Word Problem"): the source token as
+        tokenised (lower-cased, as every output word is), not `<unk>`
+        even where the source word is itself outside the vocabulary. The
+        weights are those of the decoder reading the chosen translation,
+        one teacher-forced pass per batch after the search.
 
         Args:
             texts: list of str. Source sentences.
@@ -368,10 +595,21 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
             batch_size: int >= 1. Sentences per compiled call.
             return_tokens: bool. Return lists of target tokens instead of
                 space-joined strings.
+            replace_unknown: bool. Replace each output `<unk>` by the most
+                attended source word. Needs `attention_hops >= 1`.
+            allow_unknown_sources: bool. By default a sentence made only
+                of words outside the source vocabulary is an error (the
+                model would see nothing but `<unk>`); True translates it
+                anyway (for scoring a fixed test set).
 
         Returns:
             A list with one translation per input: the target tokens up
             to (not including) the end token, joined with spaces.
+
+        Raises:
+            ValueError: if `texts` is empty, a text has no words, or
+                (unless `allow_unknown_sources`) a text has only unknown
+                words; all are checked before any decoding.
         """
         if not self.built:
             raise ValueError(
@@ -389,7 +627,20 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
         max_length = check_int(
             "max_length", max_length, minimum=1, allow_none=True
         )
+        check_bool("return_tokens", return_tokens)
+        replace_unknown = check_bool("replace_unknown", replace_unknown)
+        allow_unknown_sources = check_bool(
+            "allow_unknown_sources", allow_unknown_sources
+        )
+        if replace_unknown and not self.attention_hops:
+            raise ValueError(
+                "`replace_unknown=True` needs attention to find the source "
+                "word of each `<unk>`; this model was built with "
+                "`attention_hops=0`."
+            )
         source_ids = self.encode_sources(texts)
+        if not allow_unknown_sources:
+            self._check_known_words(texts, source_ids)
         if max_length is None:
             max_length = 2 * source_ids.shape[1] + 10
         search = self._search_model(
@@ -407,16 +658,71 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
             padded = np.zeros((batch_size, source_length), dtype="int32")
             padded[: len(batch), : batch.shape[1]] = batch
             tokens = np.asarray(search.predict_on_batch(padded))
-            outputs.extend(tokens[: len(batch)])
+            rows = [self._until_end(row) for row in tokens[: len(batch)]]
+            if replace_unknown:
+                source_tokens = [
+                    tokenize_sentence(text)
+                    for text in texts[begin : begin + batch_size]
+                ]
+                rows = self._replace_unknown_ids(batch, rows, source_tokens)
+            outputs.extend(rows)
         results = []
         for row in outputs:
-            words = []
-            for token_id in row.tolist():
-                if token_id in (self.end_id, 0):
-                    break
-                words.append(self.target_vocabulary.id_to_token(token_id))
+            words = [
+                token
+                if isinstance(token, str)
+                else self.target_vocabulary.id_to_token(token)
+                for token in row
+            ]
             results.append(words if return_tokens else " ".join(words))
         return results
+
+    def _until_end(self, row):
+        """A row of generated ids, up to (not including) the end token."""
+        ids = []
+        for token_id in np.asarray(row).tolist():
+            if token_id in (self.end_id, 0):
+                break
+            ids.append(token_id)
+        return ids
+
+    @staticmethod
+    def _unknown_id(vocabulary):
+        unk_token = getattr(vocabulary, "unk_token", None)
+        if unk_token is None or unk_token not in vocabulary:
+            return None
+        return vocabulary.token_to_id(unk_token)
+
+    def _check_known_words(self, texts, source_ids):
+        unknown_id = self._unknown_id(self.source_vocabulary)
+        if unknown_id is None:
+            return
+        only_unknown = np.all(
+            (source_ids == unknown_id) | (source_ids == 0), axis=1
+        )
+        bad = np.flatnonzero(only_unknown).tolist()
+        if bad:
+            shown = ", ".join(f"texts[{i}]={texts[i]!r}" for i in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise ValueError(
+                f"{len(bad)} source sentence(s) have only words outside the "
+                "source vocabulary, so the model would read nothing but "
+                f"`<unk>`: {shown}{more}. Remove them, or pass "
+                "`allow_unknown_sources=True` to translate them anyway."
+            )
+
+    def _replace_unknown_ids(self, source_ids, rows, source_tokens):
+        """Replaces target `<unk>` ids in `rows` by the most attended
+        source token (a str); other entries stay ids."""
+        unknown_id = self._unknown_id(self.target_vocabulary)
+        if unknown_id is None or not any(unknown_id in row for row in rows):
+            return rows
+        length = max(len(row) for row in rows) + 1
+        decoder_input_ids = _right_pad(
+            [[self.start_id] + row for row in rows], length
+        )
+        weights = self.attention_weights(source_ids, decoder_input_ids)
+        return replace_unknown_tokens(rows, weights, source_tokens, unknown_id)
 
     def _search_model(self, num_beams, max_length, length_penalty):
         key = (num_beams, max_length, length_penalty)
@@ -453,6 +759,7 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
                 "start_token": self.start_token,
                 "end_token": self.end_token,
                 "seed": self.seed,
+                "attention_hops": self.attention_hops,
             }
         )
         return config
@@ -463,6 +770,39 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
         for key in ("source_vocabulary", "target_vocabulary"):
             config[key] = _as_vocabulary(config[key], key)
         return cls(**config)
+
+
+def replace_unknown_tokens(rows, weights, source_tokens, unknown_id):
+    """Replaces each `unknown_id` in `rows` by the most attended source
+    token (Luong et al., 2015).
+
+    Args:
+        rows: list of lists of target ids, one per sentence.
+        weights: `(batch, >= len(row), >= len(source))` attention weights;
+            `weights[b, t]` weighs the source words for output word `t`.
+        source_tokens: list of lists of source tokens (str), in written
+            order.
+        unknown_id: int. The target vocabulary's `<unk>` id.
+
+    Returns:
+        The rows, with each unknown id replaced by a str.
+
+    Example:
+
+    >>> weights = np.array([[[0.1, 0.9], [0.7, 0.3]]])
+    >>> replace_unknown_tokens([[1, 5]], weights, [["tom", "runs"]], 1)
+    [['runs', 5]]
+    """
+    weights = np.asarray(weights)
+    replaced = []
+    for index, (row, tokens) in enumerate(zip(rows, source_tokens)):
+        new_row = list(row)
+        for position, token_id in enumerate(row):
+            if token_id == unknown_id:
+                step = weights[index, position, : len(tokens)]
+                new_row[position] = tokens[int(np.argmax(step))]
+        replaced.append(new_row)
+    return replaced
 
 
 def _right_pad(sequences, length=None):

@@ -1,6 +1,7 @@
 import keras
 
 from keras_memnet.callbacks.gradient_norm_clipping import GradientNormClipping
+from keras_memnet.callbacks.nan_guard import NaNGuard
 from keras_memnet.callbacks.plateau_annealing import PlateauAnnealing
 from keras_memnet.utils.arguments import check_float
 from keras_memnet.utils.arguments import check_int
@@ -191,9 +192,15 @@ class MemN2NLMRecipe:
         )
 
     def callbacks(self, verbose=0):
-        """New clipping and annealing callbacks for `fit`."""
+        """New clipping, NaN-guard and annealing callbacks for `fit`.
+
+        In this order: `GradientNormClipping` logs the norm that `NaNGuard`
+        checks, and `NaNGuard` puts back the last good weights before
+        `PlateauAnnealing` looks at the epoch.
+        """
         return [
             GradientNormClipping(self.max_norm),
+            NaNGuard(),
             PlateauAnnealing(
                 factor=self.anneal_factor,
                 min_lr=self.min_learning_rate,

@@ -1,10 +1,17 @@
+import math
+import os
 import time
 
 import keras
 
+from keras_memnet.callbacks.nan_guard import NaNGuard
+from keras_memnet.callbacks.nan_guard import NonFiniteTrainingError
+from keras_memnet.callbacks.training_checkpoint import TrainingCheckpoint
+from keras_memnet.callbacks.training_checkpoint import read_resume_epoch
 from keras_memnet.metrics.perplexity import Perplexity
 from keras_memnet.models.memn2n_lm import MemN2NLM
 from keras_memnet.recipes.memn2n_lm_recipe import MemN2NLMRecipe
+from keras_memnet.utils.arguments import check_bool
 
 SPLITS = ("train", "valid", "test")
 
@@ -23,6 +30,8 @@ def train_memn2n_lm(
     train_windows=None,
     evaluate=SPLITS,
     verbose=1,
+    checkpoint_dir=None,
+    resume=False,
     **model_kwargs,
 ):
     """Trains a `MemN2NLM` on a corpus with the paper's recipe.
@@ -56,7 +65,14 @@ def train_memn2n_lm(
             positions. Only for `recipe.sequence_length=None`.
         evaluate: the splits whose perplexity is measured at the end.
         verbose: Keras verbosity for `fit`.
+        checkpoint_dir: str or `None`, a directory for the checkpoint of
+            every epoch. It must hold no checkpoint unless `resume`.
+        resume: bool, continue from the checkpoint in `checkpoint_dir` if
+            there is one (else start afresh). Needs `checkpoint_dir`.
         **model_kwargs: other `MemN2NLM` arguments.
+
+    Raises:
+        NonFiniteTrainingError: training met a NaN or an infinity.
 
     Returns:
         A dict with `model` (best weights), `history` (the `fit` history
@@ -82,6 +98,7 @@ def train_memn2n_lm(
             "need one. Carve one from training (e.g. `valid_fraction=0.05`)."
         )
     recipe = recipe or MemN2NLMRecipe()
+    initial_epoch = check_checkpoint_dir(checkpoint_dir, resume)
     if train_windows is not None and recipe.sequence_length is not None:
         raise ValueError(
             "`train_windows` applies only to the window form; this recipe "
@@ -99,6 +116,8 @@ def train_memn2n_lm(
         vocabulary=corpus.vocabulary,
         **model_kwargs,
     )
+    # Built before `fit`, so that a checkpoint can be loaded into it.
+    model.build((None, memory_size))
     model.compile(
         optimizer=recipe.optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -114,6 +133,7 @@ def train_memn2n_lm(
                 shuffle=shuffle,
                 num_windows=train_windows if shuffle else None,
                 seed=seed,
+                initial_epoch=initial_epoch if shuffle else 0,
             )
         return corpus.sequences(
             split_name,
@@ -122,13 +142,13 @@ def train_memn2n_lm(
             batch_size=recipe.batch_size,
             shuffle=shuffle,
             seed=seed,
+            initial_epoch=initial_epoch if shuffle else 0,
         )
 
-    history = model.fit(
-        batches("train", shuffle=True),
-        validation_data=batches("valid", shuffle=False),
-        epochs=epochs,
-        callbacks=recipe.callbacks(verbose=verbose)
+    recipe_callbacks = recipe.callbacks(verbose=verbose)
+    guards = [c for c in recipe_callbacks if isinstance(c, NaNGuard)]
+    fit_callbacks = (
+        recipe_callbacks
         + [
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -137,11 +157,26 @@ def train_memn2n_lm(
                 verbose=verbose,
             )
         ]
-        + list(callbacks),
+        + list(callbacks)
+    )
+    checkpoint = None
+    if checkpoint_dir is not None:
+        # Last, so that it restores the others after they reset.
+        checkpoint = TrainingCheckpoint(checkpoint_dir, fit_callbacks)
+        fit_callbacks.append(checkpoint)
+    history = model.fit(
+        batches("train", shuffle=True),
+        validation_data=batches("valid", shuffle=False),
+        epochs=epochs,
+        callbacks=fit_callbacks,
         # The datasets shuffle themselves, reproducibly from `seed`.
         shuffle=False,
         verbose=verbose,
     )
+    history = checkpoint.history if checkpoint else history.history
+    for guard in guards:
+        if guard.failure is not None:
+            raise NonFiniteTrainingError(guard.failure, model, history)
     perplexity = {
         split_name: float(
             model.evaluate(
@@ -150,9 +185,49 @@ def train_memn2n_lm(
         )
         for split_name in evaluate
     }
+    for split_name, value in perplexity.items():
+        if not math.isfinite(value):
+            raise NonFiniteTrainingError(
+                f"The trained model's {split_name} perplexity is {value}.",
+                model,
+                history,
+            )
     return {
         "model": model,
-        "history": history.history,
+        "history": history,
         "perplexity": perplexity,
         "seconds": time.time() - started,
     }
+
+
+def check_checkpoint_dir(checkpoint_dir, resume):
+    """Returns the epoch a run starts with, creating `checkpoint_dir`.
+
+    Refuses a directory that already holds a checkpoint unless `resume`, so
+    that a new run never mixes with an old one, and one that is not
+    writable.
+    """
+    check_bool("resume", resume)
+    if checkpoint_dir is None:
+        if resume:
+            raise ValueError("`resume=True` needs a `checkpoint_dir`.")
+        return 0
+    checkpoint_dir = os.fspath(checkpoint_dir)
+    if os.path.exists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
+        raise ValueError(
+            f"`checkpoint_dir`={checkpoint_dir!r} is a file, not a directory."
+        )
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    if not os.access(checkpoint_dir, os.W_OK):
+        raise ValueError(
+            f"`checkpoint_dir`={checkpoint_dir!r} is not writable."
+        )
+    epoch = read_resume_epoch(checkpoint_dir)
+    has_checkpoint = any(os.scandir(checkpoint_dir))
+    if has_checkpoint and not resume:
+        raise ValueError(
+            f"`checkpoint_dir`={checkpoint_dir!r} already holds a "
+            "checkpoint. Pass `resume=True` to continue it, or choose an "
+            "empty directory."
+        )
+    return epoch if resume else 0

@@ -1,0 +1,245 @@
+"""Every bad input tried, its message, and whether anything on disk changed.
+
+Each case runs in a fresh directory (the working directory too, for the
+command line's default paths); the test asserts that it fails with a
+clear message before anything is written, and writes the table of all of
+them to `docs/BAD_INPUT.md`:
+
+    KERAS_MEMNET_WRITE_DOCS=1 python -m pytest tests/test_bad_input.py
+
+Without that variable it checks that the table there is current.
+"""
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_memnet.cli import main
+from keras_memnet.saving import load_model
+
+TABLE = Path(__file__).resolve().parents[1] / "docs" / "BAD_INPUT.md"
+VOCABULARY_SIZE = 20
+MEMORY_SIZE = 4
+
+
+def tiny_model():
+    from keras_memnet.models import MemN2NLM
+
+    model = MemN2NLM(VOCABULARY_SIZE, hops=1, memory_size=MEMORY_SIZE,
+                     embedding_dim=8)
+    model.build((None, MEMORY_SIZE))
+    return model
+
+
+def ids(rows=4, high=VOCABULARY_SIZE):
+    return np.random.default_rng(0).integers(1, high, (rows, MEMORY_SIZE))
+
+
+def damaged_keras_file(directory):
+    path = directory / "model.keras"
+    tiny_model().save(path)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("model.weights.h5")
+    start = (info.header_offset + 30 + len(info.filename) + len(info.extra)
+             + 200)
+    data[start:start + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    return path
+
+
+def saved_model(directory):
+    path = directory / "model.keras"
+    tiny_model().save(path)
+    return path
+
+
+def checkpoint_dir(directory):
+    path = directory / "checkpoint"
+    path.mkdir()
+    (path / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    return path
+
+
+def fit(x, y):
+    model = tiny_model()
+    model.compile(optimizer="sgd")
+    model.fit(x, y, verbose=0)
+
+
+def as_dataset(x, y):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+
+
+def train_memn2n_lm_into(directory):
+    from keras_memnet.datasets import Corpus
+    from keras_memnet.recipes import train_memn2n_lm
+    from keras_memnet.tokenizers import WordVocabulary
+
+    vocabulary = WordVocabulary.from_text("a b c d e")
+    tokens = vocabulary.encode("a b c d e " * 20)
+    corpus = Corpus(tokens, tokens, tokens, vocabulary)
+    train_memn2n_lm(corpus, checkpoint_dir=directory / "checkpoint",
+                    epochs=1, verbose=0)
+
+
+# (what is tried, how: a list of command-line arguments, or a function of
+# the directory, and optionally a function that sets the directory up
+# first; "{tmp}" in arguments is that directory).
+CASES = [
+    ("train --memory-size 0", ["train", "--memory-size", "0"]),
+    ("train --epochs 0", ["train", "--epochs", "0"]),
+    ("train --patience -3", ["train", "--patience", "-3"]),
+    ("train --hops 0", ["train", "--hops", "0"]),
+    ("train --dropout 1.5", ["train", "--dropout", "1.5"]),
+    ("train --lr 0", ["train", "--lr", "0"]),
+    ("train --lr nan", ["train", "--lr", "nan"]),
+    ("train --batch-size 0", ["train", "--batch-size", "0"]),
+    ("train --verbose 7", ["train", "--verbose", "7"]),
+    ("train --form window --sequence-length 4",
+     ["train", "--form", "window", "--sequence-length", "4"]),
+    ("train --output m.h5", ["train", "--output", "m.h5"]),
+    ("train --output missing_dir/x.keras",
+     ["train", "--output", "{tmp}/missing_dir/x.keras"]),
+    ("train --output an existing directory named x.keras",
+     ["train", "--output", "{tmp}/x.keras"],
+     lambda tmp: (tmp / "x.keras").mkdir()),
+    ("train --data /nonexistent", ["train", "--data", "{tmp}/nonexistent"]),
+    ("train --resume without --checkpoint-dir", ["train", "--resume"]),
+    ("train --checkpoint-dir a file",
+     ["train", "--checkpoint-dir", "{tmp}/file"],
+     lambda tmp: (tmp / "file").write_text("x")),
+    ("train --checkpoint-dir holding a checkpoint, without --resume",
+     ["train", "--checkpoint-dir", "{tmp}/checkpoint"], checkpoint_dir),
+    ("generate --model a damaged .keras file",
+     ["generate", "--model", "{tmp}/model.keras", "--prompt", "a"],
+     damaged_keras_file),
+    ("generate --model a text file",
+     ["generate", "--model", "{tmp}/notes.keras", "--prompt", "a"],
+     lambda tmp: (tmp / "notes.keras").write_text("hello")),
+    ("generate --sampler top_k --top-k 1000 (vocabulary of 20)",
+     ["generate", "--model", "{tmp}/model.keras", "--prompt", "1 2",
+      "--sampler", "top_k", "--top-k", "1000"], saved_model),
+    ("generate --max-length 1000000000000",
+     ["generate", "--model", "{tmp}/model.keras", "--prompt", "1 2",
+      "--max-length", str(10**12)], saved_model),
+    ("evaluate --data /nonexistent",
+     ["evaluate", "--preset", "char_memn2n_text8", "--data",
+      "{tmp}/nonexistent"]),
+    ("MemN2NLM.fit: an id >= vocabulary_size (NumPy)",
+     lambda tmp: fit(ids(high=VOCABULARY_SIZE + 5) + 5, ids()[:, 0])),
+    ("MemN2NLM.fit: a negative id (tensor)",
+     lambda tmp: fit(keras.ops.convert_to_tensor(-ids()), ids()[:, 0])),
+    ("MemN2NLM.fit: an id >= vocabulary_size (tf.data)",
+     lambda tmp: fit(as_dataset(ids() + VOCABULARY_SIZE, ids()[:, 0]), None)),
+    ("MemN2NLM.fit: float ids",
+     lambda tmp: fit(ids().astype("float32"), ids()[:, 0])),
+    ("MemN2NLM.fit: float ids (tf.data)",
+     lambda tmp: fit(as_dataset(ids().astype("float32"), ids()[:, 0]),
+                     None)),
+    ("MemN2NLM.fit: a target >= vocabulary_size (NumPy)",
+     lambda tmp: fit(ids(), ids()[:, 0] + VOCABULARY_SIZE)),
+    ("MemN2NLM.fit: a target >= vocabulary_size (tf.data)",
+     lambda tmp: fit(as_dataset(ids(), ids()[:, 0] + VOCABULARY_SIZE),
+                     None)),
+    ("MemN2NLM.fit: targets 0.5",
+     lambda tmp: fit(ids(), np.full((4,), 0.5))),
+    ("MemN2NLM.predict: an id >= vocabulary_size (tensor)",
+     lambda tmp: tiny_model().predict(
+         keras.ops.convert_to_tensor(ids() + VOCABULARY_SIZE), verbose=0)),
+    ("MemN2NLM.generate(top_k=1000) with a vocabulary of 20",
+     lambda tmp: tiny_model().generate(
+         np.array([1, 2]), 2, sampler="top_k", top_k=1000)),
+    ("MemN2NLM.generate(max_length=10**12)",
+     lambda tmp: tiny_model().generate(np.array([1, 2]), 10**12)),
+    ("keras_memnet.saving.load_model: a damaged model.weights.h5",
+     lambda tmp: load_model(tmp / "model.keras"), damaged_keras_file),
+    ("train_memn2n_lm: checkpoint_dir holding a checkpoint, resume=False",
+     train_memn2n_lm_into, checkpoint_dir),
+]
+
+
+def snapshot(directory):
+    return {
+        str(path.relative_to(directory)): (
+            hashlib.sha1(path.read_bytes()).hexdigest()
+            if path.is_file() else "dir"
+        )
+        for path in sorted(directory.rglob("*"))
+    }
+
+
+def try_case(how, directory, capsys):
+    """Runs a case; returns its message (the exception or stderr)."""
+    if isinstance(how, list):
+        argv = [arg.replace("{tmp}", str(directory)) for arg in how]
+        how = lambda tmp: main(argv)  # noqa: E731
+    try:
+        code = how(directory)
+    except ValueError as error:
+        return f"ValueError: {error}"
+    stderr = capsys.readouterr().err.strip()
+    assert code == 2, f"accepted, exit status {code}: {stderr}"
+    return f"exit status 2: {stderr}"
+
+
+def test_every_bad_input_fails_clearly_and_changes_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    rows = []
+    for number, (what, how, *set_up) in enumerate(CASES, 1):
+        directory = tmp_path / str(number)
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        for make in set_up:
+            make(directory)
+        before = snapshot(directory)
+        message = try_case(how, directory, capsys)
+        after = snapshot(directory)
+        changed = sorted(
+            name for name in set(before) | set(after)
+            if before.get(name) != after.get(name)
+        )
+        message = " ".join(message.replace(str(directory), "<dir>").split())
+        assert "Traceback" not in message, (what, message)
+        rows.append((number, what, message,
+                     f"yes: {changed}" if changed else "no"))
+    # Every bad input is refused before anything is written.
+    assert all(row[3] == "no" for row in rows), rows
+    table = render(rows)
+    if os.environ.get("KERAS_MEMNET_WRITE_DOCS"):
+        TABLE.write_text(table)
+    elif keras.config.backend() == "tensorflow":
+        assert TABLE.read_text() == table, (
+            "docs/BAD_INPUT.md is out of date: run KERAS_MEMNET_WRITE_DOCS=1 "
+            "python -m pytest tests/test_bad_input.py"
+        )
+
+
+def render(rows):
+    lines = [
+        "# Bad input",
+        "",
+        "Every bad input tried on keras-memnet, the message it gets, and "
+        "whether anything on disk changed (the case's directory, set up "
+        "with any file it needs, compared before and after). Generated by "
+        "`tests/test_bad_input.py` (`KERAS_MEMNET_WRITE_DOCS=1 python -m "
+        "pytest tests/test_bad_input.py`), which also checks that every "
+        "case fails before training and writes nothing. `<dir>` is the "
+        "case's own directory, also the working directory.",
+        "",
+        "| # | Input | Message | Disk changed |",
+        "|---|---|---|---|",
+    ]
+    for number, what, message, changed in rows:
+        cells = [str(number), what, message, changed]
+        lines.append(
+            "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
