@@ -36,6 +36,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_memnet.datasets import TEXT8_12M_SPLIT
+
 from keras_memnet.datasets import text8
 from keras_memnet.models import MemN2NLM
 from keras_memnet.recipes import MemN2NLMRecipe
@@ -44,11 +46,6 @@ DEFAULT_DATA = (
     Path(__file__).resolve().parents[2] / "shared" / "data"
     / "text8-head12m.txt.gz"
 )
-SPLIT = {
-    "train": (0, 10_000_000),
-    "valid": (10_000_000, 11_000_000),
-    "test": (11_000_000, None),
-}
 
 
 def load_average():
@@ -171,7 +168,9 @@ def main():
     args = parser.parse_args()
     args.cutoffs = [int(c) for c in args.cutoffs.split(",")]
 
-    corpus = text8(args.data, split=SPLIT, min_count=args.min_count)
+    corpus = text8(
+        args.data, split=TEXT8_12M_SPLIT, min_count=args.min_count
+    )
     print(
         f"text8 12 MB split: {corpus.train.size:,} / {corpus.valid.size:,} / "
         f"{corpus.test.size:,} tokens, {corpus.vocabulary.size:,} ids; "

@@ -45,16 +45,12 @@ from results_doc import update_section  # noqa: E402
 
 from keras_memnet.callbacks import TimeLimit  # noqa: E402
 from keras_memnet.datasets import Corpus  # noqa: E402
+from keras_memnet.datasets import TEXT8_12M_SPLIT  # noqa: E402
 from keras_memnet.datasets import text8  # noqa: E402
 from keras_memnet.metrics import Perplexity  # noqa: E402
 from keras_memnet.recipes import MemN2NLMRecipe  # noqa: E402
 from keras_memnet.recipes import train_memn2n_lm  # noqa: E402
 
-SPLIT = {
-    "train": (0, 10_000_000),
-    "valid": (10_000_000, 11_000_000),
-    "test": (11_000_000, None),
-}
 KNESER_NEY_TRIGRAM = 332
 FORMS = ("sequence", "window")
 
@@ -298,7 +294,7 @@ def plot(results, ablation, output_dir):
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
-    corpus = text8(args.data, split=SPLIT, min_count=5)
+    corpus = text8(args.data, split=TEXT8_12M_SPLIT, min_count=5)
     if args.eval_tokens or args.train_tokens:
         # The vocabulary stays the one built from the full training split.
         corpus = Corpus(corpus.train[: args.train_tokens],

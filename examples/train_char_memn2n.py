@@ -89,6 +89,7 @@ import numpy as np
 from keras_memnet.callbacks import TimeLimit
 from keras_memnet.datasets import make_sequences
 from keras_memnet.datasets import make_windows
+from keras_memnet.datasets import TEXT8_12M_SPLIT
 from keras_memnet.datasets import text8
 from keras_memnet.datasets import text8_sample
 from keras_memnet.metrics import BitsPerCharacter
@@ -102,11 +103,6 @@ DEFAULT_DATA = (
     / "data"
     / "text8-head12m.txt.gz"
 )
-SPLIT = {
-    "train": (0, 10_000_000),
-    "valid": (10_000_000, 11_000_000),
-    "test": (11_000_000, None),
-}
 # The bundled 1,024,000-byte sample, for --fast.
 SAMPLE_SPLIT = {
     "train": (0, 900_000),
@@ -367,7 +363,9 @@ def eval_sequences(tokens, args):
 def load_corpus(args):
     if args.data is None and (args.fast or not DEFAULT_DATA.exists()):
         return text8_sample(split=SAMPLE_SPLIT, level="char")
-    return text8(args.data or DEFAULT_DATA, split=SPLIT, level="char")
+    return text8(
+        args.data or DEFAULT_DATA, split=TEXT8_12M_SPLIT, level="char"
+    )
 
 
 def unigram_bits(train, targets, vocabulary_size):

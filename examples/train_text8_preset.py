@@ -47,16 +47,13 @@ import time
 import keras
 import numpy as np
 
+from keras_memnet.datasets import TEXT8_12M_SPLIT
+
 from keras_memnet.datasets import text8
 from keras_memnet.metrics import Perplexity
 from keras_memnet.models import CharMemN2N
 from keras_memnet.models import MemN2NLM
 
-SPLIT = {
-    "train": (0, 10_000_000),
-    "valid": (10_000_000, 11_000_000),
-    "test": (11_000_000, None),
-}
 # `--fast`: a smoke test of the script on slices of the same split.
 FAST_SPLIT = {
     "train": (0, 200_000),
@@ -204,8 +201,11 @@ def heldout_slice(path):
         return file.read()[start:end].decode("ascii")
 
 
-def save_preset(model, corpus, args, results):
-    """Saves the preset with its figures measured on the stored weights."""
+def save_preset(model, valid, test, args, results):
+    """Saves the preset with its figures measured on the stored weights.
+
+    `valid` and `test` are the splits' `sequence_arrays`.
+    """
     from keras_memnet.presets import save_to_preset
 
     figures = {
@@ -214,10 +214,6 @@ def save_preset(model, corpus, args, results):
     }
     if args.weights_dtype != "float32":
         round_to_dtype(model, args.weights_dtype)
-    valid = corpus.sequence_arrays("valid", args.memory_size,
-                                   args.sequence_length)
-    test = corpus.sequence_arrays("test", args.memory_size,
-                                  args.sequence_length)
     figures["valid_perplexity"] = perplexity(model, valid, args.batch_size)
     figures["test_perplexity"] = perplexity(model, test, args.batch_size)
     figures["test_bits_per_token"] = math.log2(figures["test_perplexity"])
@@ -271,7 +267,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
-    split = FAST_SPLIT if args.fast else SPLIT
+    split = FAST_SPLIT if args.fast else TEXT8_12M_SPLIT
     if args.level == "char":
         corpus = text8(args.data, split=split, level="char")
     else:
@@ -352,7 +348,7 @@ def main(argv=None):
     with open(results_path, "w") as file:
         json.dump(results, file, indent=1)
     if args.save_preset:
-        save_preset(model, corpus, args, results)
+        save_preset(model, valid, test, args, results)
 
 if __name__ == "__main__":
     main()

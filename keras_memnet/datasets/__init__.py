@@ -1,5 +1,6 @@
 
 from keras_memnet.datasets.corpus import Corpus
+from keras_memnet.datasets.text8 import TEXT8_12M_SPLIT
 from keras_memnet.datasets.text8 import text8
 from keras_memnet.datasets.text8 import text8_sample
 from keras_memnet.datasets.windows import make_sequences

@@ -37,6 +37,14 @@ NAMED_SPLITS = ("standard", "study512k")
 STANDARD_FRACTIONS = (0.9, 0.05, 0.05)
 STANDARD_MIN_COUNT = 10
 STUDY_BYTES = 512_000
+# The split of the 12 MB text8 prefix (`text8-head12m.txt.gz`) that the
+# shipped presets, the examples and the benchmarks train and test on:
+# `text8(path, split=TEXT8_12M_SPLIT, min_count=5)`.
+TEXT8_12M_SPLIT = {
+    "train": (0, 10_000_000),
+    "valid": (10_000_000, 11_000_000),
+    "test": (11_000_000, None),
+}
 DEFAULT_VALID_FRACTION = 0.05
 # Sub-block size for tokenising, so the word lists of a 100 MB corpus are
 # never all in memory at once.

@@ -27,8 +27,6 @@ MODEL_WEIGHTS_FILE = "model.weights.h5"
 ASSET_DIR = "assets"
 TOKENIZER_ASSET_DIR = f"{ASSET_DIR}/tokenizer"
 
-# Registered names start with this; anything else is another package's.
-PACKAGE_PREFIX = "keras_memnet>"
 
 
 def preset_file_error(preset_dir, file_name, problem):

@@ -11,7 +11,6 @@ import keras
 from keras_memnet.presets.layout import CONFIG_FILE
 from keras_memnet.presets.layout import METADATA_FILE
 from keras_memnet.presets.layout import MODEL_WEIGHTS_FILE
-from keras_memnet.presets.layout import PACKAGE_PREFIX
 from keras_memnet.presets.layout import preset_file_error
 from keras_memnet.presets.layout import read_preset_json
 from keras_memnet.presets.layout import write_json
@@ -20,6 +19,7 @@ from keras_memnet.presets.vocabulary_assets import load_vocabularies
 from keras_memnet.presets.vocabulary_assets import save_vocabularies
 from keras_memnet.presets.weights_file import WEIGHTS_DTYPES
 from keras_memnet.presets.weights_file import copy_weights_file
+from keras_memnet.saving import PACKAGE_PREFIX
 from keras_memnet.utils.arguments import check_bool
 from keras_memnet.utils.arguments import check_instance
 from keras_memnet.utils.arguments import check_one_of
