@@ -1,4 +1,4 @@
-"""Perplexity cost of the adaptive softmax: full and adaptive, same training.
+r"""Perplexity cost of the adaptive softmax: full and adaptive, same training.
 
 Trains `MemN2NLM` twice on the 12 MB text8 split of the reproduction
 issue, once with the full softmax and once with `output="adaptive"`
@@ -22,8 +22,10 @@ annealing) to the start of the validation split; the final figures use all
 of it.
 
 Usage:
-    python benchmarks/adaptive_softmax_quality.py --epochs 4 --windows-per-epoch 200000
-    python benchmarks/adaptive_softmax_quality.py --dtype-policy mixed_bfloat16 --outputs adaptive
+    python benchmarks/adaptive_softmax_quality.py --epochs 4 \
+        --windows-per-epoch 200000
+    python benchmarks/adaptive_softmax_quality.py \
+        --dtype-policy mixed_bfloat16 --outputs adaptive
 """
 
 import argparse
@@ -37,13 +39,14 @@ import keras
 import numpy as np
 
 from keras_memnet.datasets import TEXT8_12M_SPLIT
-
 from keras_memnet.datasets import text8
 from keras_memnet.models import MemN2NLM
 from keras_memnet.recipes import MemN2NLMRecipe
 
 DEFAULT_DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "data"
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
     / "text8-head12m.txt.gz"
 )
 
@@ -96,8 +99,12 @@ def train_and_evaluate(corpus, output, args):
     # Fixed-size batches: the adaptive loss sizes its buffers from the
     # batch size when the step is traced.
     train = corpus.windows(
-        "train", args.memory_size, args.batch_size, shuffle=True,
-        num_windows=args.windows_per_epoch, seed=args.seed,
+        "train",
+        args.memory_size,
+        args.batch_size,
+        shuffle=True,
+        num_windows=args.windows_per_epoch,
+        seed=args.seed,
         drop_remainder=True,
     )
     valid_monitor = corpus.windows(
@@ -110,15 +117,19 @@ def train_and_evaluate(corpus, output, args):
     tracker = LossTracker()
     started = time.perf_counter()
     history = model.fit(
-        train, validation_data=valid_monitor, epochs=args.epochs,
-        verbose=args.verbose, callbacks=recipe.callbacks() + [tracker],
+        train,
+        validation_data=valid_monitor,
+        epochs=args.epochs,
+        verbose=args.verbose,
+        callbacks=recipe.callbacks() + [tracker],
     )
     train_seconds = time.perf_counter() - started
     results = {}
     for split_name in ("valid", "test"):
         loss = model.evaluate(
-            corpus.windows(split_name, args.memory_size, args.batch_size,
-                           shuffle=False),
+            corpus.windows(
+                split_name, args.memory_size, args.batch_size, shuffle=False
+            ),
             verbose=0,
         )
         results[f"{split_name}_perplexity"] = float(np.exp(loss))
@@ -132,7 +143,8 @@ def train_and_evaluate(corpus, output, args):
         train_tokens=train_tokens,
         train_seconds=train_seconds,
         # Per epoch, validation excluded.
-        train_tokens_per_s=steps_per_epoch * args.batch_size
+        train_tokens_per_s=steps_per_epoch
+        * args.batch_size
         / float(np.median(tracker.epoch_seconds)),
         steps=tracker.steps,
         non_finite_losses=tracker.non_finite,
@@ -157,10 +169,16 @@ def main():
     parser.add_argument("--embedding-dim", type=int, default=150)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--cutoffs", default="2000,10000",
-                        help="comma-separated adaptive-softmax cutoffs")
-    parser.add_argument("--dtype-policy", default="float32",
-                        choices=["float32", "mixed_bfloat16"])
+    parser.add_argument(
+        "--cutoffs",
+        default="2000,10000",
+        help="comma-separated adaptive-softmax cutoffs",
+    )
+    parser.add_argument(
+        "--dtype-policy",
+        default="float32",
+        choices=["float32", "mixed_bfloat16"],
+    )
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", type=int, default=2)
@@ -168,9 +186,7 @@ def main():
     args = parser.parse_args()
     args.cutoffs = [int(c) for c in args.cutoffs.split(",")]
 
-    corpus = text8(
-        args.data, split=TEXT8_12M_SPLIT, min_count=args.min_count
-    )
+    corpus = text8(args.data, split=TEXT8_12M_SPLIT, min_count=args.min_count)
     print(
         f"text8 12 MB split: {corpus.train.size:,} / {corpus.valid.size:,} / "
         f"{corpus.test.size:,} tokens, {corpus.vocabulary.size:,} ids; "
@@ -185,8 +201,10 @@ def main():
         runs.append(run)
         print(json.dumps(run), flush=True)
 
-    print("\n| output | dtype | params | train tokens | train time | "
-          "train tokens/s | valid ppl | test ppl | non-finite losses |")
+    print(
+        "\n| output | dtype | params | train tokens | train time | "
+        "train tokens/s | valid ppl | test ppl | non-finite losses |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         print(
@@ -201,9 +219,10 @@ def main():
     if {"softmax", "adaptive"} <= by_output.keys():
         full, adaptive = by_output["softmax"], by_output["adaptive"]
         gap = adaptive["test_perplexity"] / full["test_perplexity"] - 1
+        speed = adaptive["train_tokens_per_s"] / full["train_tokens_per_s"]
         print(
             f"\nadaptive vs full: test perplexity {gap:+.1%}, training "
-            f"tokens/s {adaptive['train_tokens_per_s'] / full['train_tokens_per_s']:.2f}x"
+            f"tokens/s {speed:.2f}x"
             f" (target: within 3%)"
         )
     print(f"load average at end {load_average()}")

@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "data"
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
     / "text8-head12m.txt.gz"
 )
 
@@ -55,9 +57,12 @@ def _reset_peak_rss():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA),
-                        help="text8 or a prefix of it (default: the shared "
-                        "12 MB prefix; the bundled sample if it is missing)")
+    parser.add_argument(
+        "--data",
+        default=str(DEFAULT_DATA),
+        help="text8 or a prefix of it (default: the shared "
+        "12 MB prefix; the bundled sample if it is missing)",
+    )
     parser.add_argument("--memory-size", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--hops", type=int, default=7)
@@ -74,8 +79,10 @@ def main():
     from keras_memnet.datasets import text8_sample
     from keras_memnet.models import MemN2NLM
 
-    print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, "
-          f"{os.cpu_count()} CPUs visible")
+    print(
+        f"Keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"{os.cpu_count()} CPUs visible"
+    )
     M, B = args.memory_size, args.batch_size
 
     # 1. Load and tokenise.
@@ -100,23 +107,35 @@ def main():
     pass_seconds = time.perf_counter() - start
     assert windows_seen == corpus.num_windows("train", M)
     peak = _memory_kib("VmHWM")
-    print(f"Full sequential pass: {windows_seen:,} windows of {M} ids in "
-          f"{pass_seconds:.2f} s ({windows_seen / pass_seconds:,.0f} "
-          "windows/s)")
-    print(f"Token-id array: {token_bytes / 2**20:.1f} MiB; "
-          f"a materialised ({windows_seen:,}, {M}) int32 array would be "
-          f"{windows_seen * M * 4 / 2**20:,.0f} MiB")
+    print(
+        f"Full sequential pass: {windows_seen:,} windows of {M} ids in "
+        f"{pass_seconds:.2f} s ({windows_seen / pass_seconds:,.0f} "
+        "windows/s)"
+    )
+    print(
+        f"Token-id array: {token_bytes / 2**20:.1f} MiB; "
+        f"a materialised ({windows_seen:,}, {M}) int32 array would be "
+        f"{windows_seen * M * 4 / 2**20:,.0f} MiB"
+    )
     if can_reset and rss_before is not None and peak is not None:
         extra = (peak - rss_before) / 1024
-        print(f"Peak RSS during the pass: {peak / 1024:.0f} MiB, "
-              f"{extra:.0f} MiB above the {rss_before / 1024:.0f} MiB before "
-              f"it ({extra * 2**20 / token_bytes:.1f}x the token array)")
+        print(
+            f"Peak RSS during the pass: {peak / 1024:.0f} MiB, "
+            f"{extra:.0f} MiB above the {rss_before / 1024:.0f} MiB before "
+            f"it ({extra * 2**20 / token_bytes:.1f}x the token array)"
+        )
     else:
         print("Peak RSS: not measurable here (needs Linux /proc).")
 
     # 3. Random-window epochs, as `fit` sees them.
-    dataset = corpus.windows("train", M, B, shuffle=True, seed=0,
-                             num_windows=B * (args.pipeline_batches + 50))
+    dataset = corpus.windows(
+        "train",
+        M,
+        B,
+        shuffle=True,
+        seed=0,
+        num_windows=B * (args.pipeline_batches + 50),
+    )
     iterator = iter(dataset)
     for _ in range(50):  # warm-up: tracing, prefetch autotuning
         next(iterator)
@@ -125,12 +144,18 @@ def main():
         next(iterator)
     pipeline_seconds = time.perf_counter() - start
     pipeline_rate = args.pipeline_batches * B / pipeline_seconds
-    print(f"Pipeline: {args.pipeline_batches} random batches in "
-          f"{pipeline_seconds:.2f} s = {pipeline_rate:,.0f} windows/s")
+    print(
+        f"Pipeline: {args.pipeline_batches} random batches in "
+        f"{pipeline_seconds:.2f} s = {pipeline_rate:,.0f} windows/s"
+    )
 
     # 4. Training steps at the paper's configuration.
-    model = MemN2NLM(args.vocabulary_size, hops=args.hops, memory_size=M,
-                     embedding_dim=args.embedding_dim)
+    model = MemN2NLM(
+        args.vocabulary_size,
+        hops=args.hops,
+        memory_size=M,
+        embedding_dim=args.embedding_dim,
+    )
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -152,16 +177,25 @@ def main():
     timer = EpochTimer()
     # Epoch 1 compiles; epoch 2 is timed.
     model.fit(batches, epochs=1, steps_per_epoch=3, verbose=0)
-    model.fit(batches, epochs=1, steps_per_epoch=args.train_steps,
-              verbose=0, callbacks=[timer])
+    model.fit(
+        batches,
+        epochs=1,
+        steps_per_epoch=args.train_steps,
+        verbose=0,
+        callbacks=[timer],
+    )
     steps_per_second = args.train_steps / timer.seconds
     consumed = steps_per_second * B
-    print(f"Training: {model.count_params():,} parameters, "
-          f"{args.train_steps} steps in {timer.seconds:.2f} s = "
-          f"{steps_per_second:.2f} steps/s = {consumed:,.0f} windows/s")
+    print(
+        f"Training: {model.count_params():,} parameters, "
+        f"{args.train_steps} steps in {timer.seconds:.2f} s = "
+        f"{steps_per_second:.2f} steps/s = {consumed:,.0f} windows/s"
+    )
     ratio = pipeline_rate / consumed
-    print(f"RATIO pipeline/training = {ratio:,.1f}x "
-          f"({'meets' if ratio >= 10 else 'MISSES'} the 10x target)")
+    print(
+        f"RATIO pipeline/training = {ratio:,.1f}x "
+        f"({'meets' if ratio >= 10 else 'MISSES'} the 10x target)"
+    )
 
 
 if __name__ == "__main__":

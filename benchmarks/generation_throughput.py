@@ -77,9 +77,11 @@ def main():
     # weights so that the logits are well separated.
     for weight in model.weights:
         weight.assign(keras.ops.convert_to_numpy(weight) * 6.0)
-    prompts = np.random.default_rng(args.seed).integers(
-        1, args.vocabulary_size, (args.batch_size, args.memory_size)
-    ).astype("int32")
+    prompts = (
+        np.random.default_rng(args.seed)
+        .integers(1, args.vocabulary_size, (args.batch_size, args.memory_size))
+        .astype("int32")
+    )
     new_tokens = args.batch_size * args.max_length
     print(
         f"Backend {keras.backend.backend()}; MemN2NLM {args.hops} hops, "
@@ -129,8 +131,7 @@ def main():
     )
     print(f"speed-up: {compiled_rate / naive_rate:.1f}x (target >= 20x)")
     print(
-        "load average after: "
-        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
 

@@ -1,12 +1,15 @@
 """Cost of `MemN2NLM`'s id and target checks on the training step.
 
 `MemN2NLM.fit` checks the ids and targets of a `tf.data.Dataset` in its
-pipeline (a min and a max per batch). This times epochs of the same
-dataset through `MemN2NLM.fit` with the check and with it replaced by
-nothing, alternating, and prints the median time per step of each, and
-the time the check alone takes per batch.
+pipeline (a min and a max per batch), and those of a `keras.utils.PyDataset`
+or a Python generator in Python as each batch comes. This times epochs of
+the same data through `MemN2NLM.fit` with the check and with it replaced
+by nothing, alternating, and prints the median time per step of each, and
+the time the check alone takes per batch (the end-to-end difference is
+within the noise of a shared machine; the check alone is not).
 
-    python benchmarks/id_check_cost.py [--steps 200] [--repeats 5]
+    python benchmarks/id_check_cost.py [--steps 200] [--repeats 5] \
+        [--source tf.data|pydataset]
 """
 
 import argparse
@@ -20,6 +23,19 @@ from keras_memnet.models import MemN2NLM
 from keras_memnet.models import memn2n_lm
 
 
+class Batches(keras.utils.PyDataset):
+    def __init__(self, ids, targets, batch_size):
+        super().__init__()
+        self.ids, self.targets, self.batch_size = ids, targets, batch_size
+
+    def __len__(self):
+        return len(self.ids) // self.batch_size
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.ids[rows], self.targets[rows]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=200)
@@ -30,6 +46,9 @@ def main():
     parser.add_argument("--hops", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sequence-length", type=int, default=4)
+    parser.add_argument(
+        "--source", choices=["tf.data", "pydataset"], default="tf.data"
+    )
     args = parser.parse_args()
 
     keras.utils.set_random_seed(1)
@@ -53,11 +72,20 @@ def main():
         embedding_dim=args.embedding_dim,
     )
     model.compile(optimizer="sgd")
-    with_checks = memn2n_lm._with_id_checks
+    checker = (
+        "_with_id_checks"
+        if args.source == "tf.data"
+        else "_with_python_id_checks"
+    )
+    with_checks = getattr(memn2n_lm, checker)
+    if args.source == "pydataset":
+        dataset = Batches(ids, targets, args.batch_size)
 
     def fit(checks):
-        memn2n_lm._with_id_checks = (
-            with_checks if checks else lambda data, *args: data
+        setattr(
+            memn2n_lm,
+            checker,
+            with_checks if checks else lambda data, *args: data,
         )
         model.fit(dataset, verbose=0)
 
@@ -75,6 +103,21 @@ def main():
     print(f"checked:   {1e3 * checked:.2f} ms/step")
     print(f"unchecked: {1e3 * unchecked:.2f} ms/step")
     print(f"cost:      {100 * (checked / unchecked - 1):+.2f}%")
+    if args.source != "tf.data":
+        # The check alone: reading every batch with and without it.
+        checked_data = with_checks(dataset, args.vocabulary_size, "x")
+        timings = []
+        for data in (checked_data, dataset, checked_data, dataset):
+            started = time.perf_counter()
+            for index in range(len(data)):
+                data[index]
+            timings.append((time.perf_counter() - started) / len(data))
+        check_only = min(timings[0::2]) - min(timings[1::2])
+        print(
+            f"check alone: {1e3 * check_only:.3f} ms/batch "
+            f"({100 * check_only / unchecked:.2f}% of a step)"
+        )
+        return
     # The check alone, on one core's worth of the pipeline.
     checked_data = with_checks(dataset, args.vocabulary_size, "x")
     for _ in checked_data:
@@ -87,8 +130,10 @@ def main():
     for _ in dataset:
         pass
     plain = (time.perf_counter() - started) / args.steps
-    print(f"check alone: {1e3 * (check_only - plain):.3f} ms/batch "
-          f"({100 * (check_only - plain) / unchecked:.2f}% of a step)")
+    print(
+        f"check alone: {1e3 * (check_only - plain):.3f} ms/batch "
+        f"({100 * (check_only - plain) / unchecked:.2f}% of a step)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Training and generation speed of MemN2NLM against the machine's limits.
+r"""Training and generation speed of MemN2NLM against the machine's limits.
 
 For word-level configurations of Sukhbaatar et al., "End-To-End Memory
 Networks" (NeurIPS 2015, section 5), at batch `--batch-size` (128):
@@ -85,12 +85,21 @@ gradients and updates cost.
 
 Usage:
     python benchmarks/train_throughput.py            # the full table
-    python benchmarks/train_throughput.py --configs text8-12m,text8 --variants full,seq-full,seq-adaptive --no-memory --no-generation
-    python benchmarks/train_throughput.py --configs text8-12m,text8 --variants full,adaptive,seq-full,seq-adaptive --compare-jit --no-memory --no-generation
-    python benchmarks/train_throughput.py --configs tiny --variants full,seq-full,seq-adaptive --rounds 2 --warmup 1 --no-memory --no-generation
-    python benchmarks/train_throughput.py --configs text8 --variants full,full-frozen,adaptive,adaptive-frozen --jit-compile false --compare-jit
-    python benchmarks/train_throughput.py --configs text8 --variants full,adaptive --hops 1 --no-memory --no-generation
-    KERAS_BACKEND=jax python benchmarks/train_throughput.py --configs text8 --variants full,adaptive --no-memory --no-generation
+    python benchmarks/train_throughput.py --configs text8-12m,text8 \
+        --variants full,seq-full,seq-adaptive --no-memory --no-generation
+    python benchmarks/train_throughput.py --configs text8-12m,text8 \
+        --variants full,adaptive,seq-full,seq-adaptive --compare-jit \
+        --no-memory --no-generation
+    python benchmarks/train_throughput.py --configs tiny \
+        --variants full,seq-full,seq-adaptive --rounds 2 --warmup 1 \
+        --no-memory --no-generation
+    python benchmarks/train_throughput.py --configs text8 \
+        --variants full,full-frozen,adaptive,adaptive-frozen \
+        --jit-compile false --compare-jit
+    python benchmarks/train_throughput.py --configs text8 \
+        --variants full,adaptive --hops 1 --no-memory --no-generation
+    KERAS_BACKEND=jax python benchmarks/train_throughput.py --configs text8 \
+        --variants full,adaptive --no-memory --no-generation
 """
 
 import argparse
@@ -104,20 +113,31 @@ import time
 from pathlib import Path
 
 CONFIGS = {
-    "ptb": dict(hops=6, embedding_dim=150, memory_size=100,
-                vocabulary_size=10_000),
+    "ptb": dict(
+        hops=6, embedding_dim=150, memory_size=100, vocabulary_size=10_000
+    ),
     # The 12 MB text8 split of docs/RESULTS.md (its 19,503 ids).
-    "text8-12m": dict(hops=6, embedding_dim=150, memory_size=100,
-                      vocabulary_size=19_503),
-    "text8": dict(hops=7, embedding_dim=500, memory_size=100,
-                  vocabulary_size=44_000),
+    "text8-12m": dict(
+        hops=6, embedding_dim=150, memory_size=100, vocabulary_size=19_503
+    ),
+    "text8": dict(
+        hops=7, embedding_dim=500, memory_size=100, vocabulary_size=44_000
+    ),
     # A smoke test of the script itself.
-    "tiny": dict(hops=2, embedding_dim=16, memory_size=10,
-                 vocabulary_size=3000),
+    "tiny": dict(
+        hops=2, embedding_dim=16, memory_size=10, vocabulary_size=3000
+    ),
 }
 DEFAULT_CONFIGS = ("text8-12m", "text8")
-VARIANTS = ("full", "full-bf16", "adaptive", "adaptive-bf16", "seq-full",
-            "seq-adaptive", "lstm")
+VARIANTS = (
+    "full",
+    "full-bf16",
+    "adaptive",
+    "adaptive-bf16",
+    "seq-full",
+    "seq-adaptive",
+    "lstm",
+)
 # Sequence-form variants and the ratios asked of them (issue 11): tokens/s
 # against the window form's `full`.
 SEQUENCE_TARGETS = {"seq-full": 2.5, "seq-adaptive": 5.0}
@@ -125,11 +145,12 @@ CPU_TARGET_PERCENT = 180  # on 2 cores
 # Ablations, not in the default table: embeddings frozen (no embedding
 # gradients or updates), and the bare SGD step without clipping, to
 # measure what those cost.
-ABLATIONS = ("full-frozen", "adaptive-frozen", "full-noclip",
-             "seq-full-noclip")
+ABLATIONS = ("full-frozen", "adaptive-frozen", "full-noclip", "seq-full-noclip")
 CLIP_TARGET = 0.10  # the clipped step at most 10% slower (sequence form)
 DEFAULT_DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "data"
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
     / "text8-head12m.txt.gz"
 )
 
@@ -184,12 +205,12 @@ def chunk_batches(ids, memory_size, length, batch_size, count, seed):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    starts = rng.integers(memory_size, len(ids) - length + 1,
-                          (count, batch_size))
+    starts = rng.integers(
+        memory_size, len(ids) - length + 1, (count, batch_size)
+    )
     inputs = np.arange(-memory_size, length - 1)
     targets = np.arange(length)
-    return (ids[starts[..., None] + inputs],
-            ids[starts[..., None] + targets])
+    return (ids[starts[..., None] + inputs], ids[starts[..., None] + targets])
 
 
 def sequence_batches(ids, length, batch_size, count, seed):
@@ -198,7 +219,9 @@ def sequence_batches(ids, length, batch_size, count, seed):
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, len(ids) - length - 1, (count, batch_size))
     offsets = np.arange(length)
-    return ids[starts[..., None] + offsets], ids[starts[..., None] + offsets + 1]
+    return ids[starts[..., None] + offsets], ids[
+        starts[..., None] + offsets + 1
+    ]
 
 
 # Models
@@ -206,8 +229,9 @@ def sequence_batches(ids, length, batch_size, count, seed):
 
 def lstm_width(config):
     """Smallest width (multiple of 10) with >= MemN2NLM's parameters."""
-    v, d, m = (config[k] for k in
-               ("vocabulary_size", "embedding_dim", "memory_size"))
+    v, d, m = (
+        config[k] for k in ("vocabulary_size", "embedding_dim", "memory_size")
+    )
     target = 3 * v * d + 2 * m * d + d * d
     width = 10
     while lstm_parameters(v, width) < target:
@@ -233,8 +257,14 @@ def variant_batches(name, ids, config, spec, count, seed):
     if base == "lstm":
         return sequence_batches(ids, spec["lstm_length"], batch, count, seed)
     if is_sequence(base):
-        return chunk_batches(ids, config["memory_size"],
-                             spec["sequence_length"], batch, count, seed)
+        return chunk_batches(
+            ids,
+            config["memory_size"],
+            spec["sequence_length"],
+            batch,
+            count,
+            seed,
+        )
     return window_batches(ids, config["memory_size"], batch, count, seed)
 
 
@@ -318,8 +348,14 @@ def build_variant(name, config, jit_compile, clip=True, batch_size=128):
     return model
 
 
-def training_flops_per_token(name, config, model=None, targets=None,
-                             sequence_length=None, row_selection=False):
+def training_flops_per_token(
+    name,
+    config,
+    model=None,
+    targets=None,
+    sequence_length=None,
+    row_selection=False,
+):
     """Matrix-product FLOPs of forward + backward (3x forward) per token.
 
     `targets`: the timed batches' targets, `(steps, batch)` or, for the
@@ -328,9 +364,10 @@ def training_flops_per_token(name, config, model=None, targets=None,
     (`select @ hidden` and putting the losses back), which the figure
     without it leaves out as bookkeeping.
     """
-    v, d, m, hops = (config[k] for k in
-                     ("vocabulary_size", "embedding_dim", "memory_size",
-                      "hops"))
+    v, d, m, hops = (
+        config[k]
+        for k in ("vocabulary_size", "embedding_dim", "memory_size", "hops")
+    )
     if name == "lstm":
         w = lstm_width(config)
         return 3 * (2 * w * v + 2 * 4 * w * (2 * w))
@@ -339,8 +376,9 @@ def training_flops_per_token(name, config, model=None, targets=None,
         # the window's M are kept), slot-encoding scores (M d), the read
         # over all positions and over the slot encodings (M d), H (d d).
         length = m + sequence_length - 1
-        hop_flops = hops * (2 * length * d + 2 * m * d + 2 * length * d
-                            + 2 * m * d + 2 * d * d)
+        hop_flops = hops * (
+            2 * length * d + 2 * m * d + 2 * length * d + 2 * m * d + 2 * d * d
+        )
     else:
         # Per hop: scores (M d), read (M d), state map H (d d).
         hop_flops = hops * (2 * m * d + 2 * m * d + 2 * d * d)
@@ -359,8 +397,12 @@ def training_flops_per_token(name, config, model=None, targets=None,
     capacities = layer._capacities(batch) + [batch]
     for (low, high), tail_dim in zip(layer.cluster_bounds, layer.tail_dims(d)):
         counts = ((targets >= low) & (targets < high)).sum(axis=1)
-        rows = np.array([0 if c == 0 else next(k for k in capacities if c <= k)
-                         for c in counts])
+        rows = np.array(
+            [
+                0 if c == 0 else next(k for k in capacities if c <= k)
+                for c in counts
+            ]
+        )
         per_row = 2 * d * tail_dim + 2 * tail_dim * (high - low)
         tails += rows.mean() / batch * per_row
         # A buffer of `k < batch` rows is picked by a (k, batch) one-hot
@@ -484,17 +526,25 @@ def config_worker(spec):
     count = spec["warmup"] + rounds
     for i, name in enumerate(names):
         base = name.split("@")[0]
-        models[name] = build_variant(base, config, jit_of[name], spec["clip"],
-                                     batch)
+        models[name] = build_variant(
+            base, config, jit_of[name], spec["clip"], batch
+        )
         data[name] = variant_batches(name, ids, config, spec, count, seed=i)
-        timed_targets = data[name][1][spec["warmup"]:]
+        timed_targets = data[name][1][spec["warmup"] :]
         flops[name] = training_flops_per_token(
-            base, config, models[name], timed_targets,
+            base,
+            config,
+            models[name],
+            timed_targets,
             spec["sequence_length"],
         )
         selection_flops[name] = training_flops_per_token(
-            base, config, models[name], timed_targets,
-            spec["sequence_length"], row_selection=True,
+            base,
+            config,
+            models[name],
+            timed_targets,
+            spec["sequence_length"],
+            row_selection=True,
         )
         models[name].tokens_per_step = tokens_per_step(name, spec)
     # The reference products in every compilation mode of the backend; the
@@ -502,19 +552,24 @@ def config_worker(spec):
     modes = {"tensorflow": ("graph", "xla"), "jax": ("xla",)}.get(
         keras.config.backend(), ("eager",)
     )
+
     def reference_key(name):
         """dtype and output-layer shape (rows, width) of a variant."""
         dtype = "bfloat16" if "bf16" in name else "float32"
         if name.startswith("lstm"):
             return dtype, batch * spec["lstm_length"], lstm_width(config)
         if is_sequence(name):
-            return dtype, batch * spec["sequence_length"], config[
-                "embedding_dim"]
+            return (
+                dtype,
+                batch * spec["sequence_length"],
+                config["embedding_dim"],
+            )
         return dtype, batch, config["embedding_dim"]
 
     matmuls = {
         (key, mode): make_matmul(config, key[0], mode, key[1], key[2])
-        for key in {reference_key(n) for n in names} for mode in modes
+        for key in {reference_key(n) for n in names}
+        for mode in modes
     }
     # Warm-up steps (tracing, compilation), then one step of every variant
     # and one run of every reference product per round. The process's CPU
@@ -544,14 +599,13 @@ def config_worker(spec):
             models[name].tokens_per_step / s for s in step_seconds[name]
         ]
         limits = [
-            max(rates) for rates in zip(
-                *(matmul_rates[(reference_key(name), mode)]
-                  for mode in modes)
+            max(rates)
+            for rates in zip(
+                *(matmul_rates[(reference_key(name), mode)] for mode in modes)
             )
         ]
         fractions = [
-            rate * flops[name] / limit
-            for rate, limit in zip(per_round, limits)
+            rate * flops[name] / limit for rate, limit in zip(per_round, limits)
         ]
         results[name] = dict(
             tokens_per_step=models[name].tokens_per_step,
@@ -570,7 +624,8 @@ def config_worker(spec):
             matmul_gflops_by_mode={
                 mode: float(
                     np.median(matmul_rates[(reference_key(name), mode)])
-                ) / 1e9
+                )
+                / 1e9
                 for mode in modes
             },
             matmul_fraction=float(np.median(fractions)),
@@ -585,7 +640,8 @@ def config_worker(spec):
         for other in names:
             if other != name:
                 per_round = [
-                    a / b for a, b in zip(
+                    a / b
+                    for a, b in zip(
                         results[name]["tokens_per_s_rounds"],
                         results[other]["tokens_per_s_rounds"],
                     )
@@ -599,16 +655,22 @@ def config_worker(spec):
                 continue
             for prompt_batch in (1, 32):
                 prompts = rng.integers(
-                    1, config["vocabulary_size"],
+                    1,
+                    config["vocabulary_size"],
                     (prompt_batch, config["memory_size"]),
                 ).astype("int32")
                 generation[f"{name}@{prompt_batch}"] = time_generation(
                     models[name], prompts, spec["generation_length"], 3
                 )
     return dict(
-        config=spec["config"], source=source, backend=keras.config.backend(),
-        results=results, ratios=ratios, generation=generation,
-        load_during=loads, load_after=load_average(),
+        config=spec["config"],
+        source=source,
+        backend=keras.config.backend(),
+        results=results,
+        ratios=ratios,
+        generation=generation,
+        load_during=loads,
+        load_after=load_average(),
     )
 
 
@@ -622,20 +684,32 @@ def memory_worker(spec):
     import keras  # noqa: F401
 
     before = rss_mb()
-    model = build_variant(name, config, spec["jit_compile"], spec["clip"],
-                          spec["batch_size"])
+    model = build_variant(
+        name, config, spec["jit_compile"], spec["clip"], spec["batch_size"]
+    )
     for step in range(len(y)):
         train_step(model, x[step], y[step])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(config=spec["config"], variant=name, peak_mb=peak,
-                before_mb=before, increase_mb=peak - before)
+    return dict(
+        config=spec["config"],
+        variant=name,
+        peak_mb=peak,
+        before_mb=before,
+        increase_mb=peak - before,
+    )
 
 
 def run_worker(kind, spec, timeout):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", kind,
-               json.dumps(spec)]
-    result = subprocess.run(command, capture_output=True, text=True,
-                            timeout=timeout)
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        kind,
+        json.dumps(spec),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{kind} worker failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -677,11 +751,15 @@ def print_tables(reports, memory, args):
                 key = f"{name}/{other}"
                 versus[other] = (
                     f"{report['ratios'][key]:.2f}x"
-                    if key in report["ratios"] else "—"
+                    if key in report["ratios"]
+                    else "—"
                 )
             mem = memory.get((report["config"], name))
-            mem_text = (f"{mem['peak_mb']:,.0f} (+{mem['increase_mb']:,.0f})"
-                        if mem else "—")
+            mem_text = (
+                f"{mem['peak_mb']:,.0f} (+{mem['increase_mb']:,.0f})"
+                if mem
+                else "—"
+            )
             print(
                 f"| {name} | {form_of(name)} | {result['compile']} | "
                 f"{result['parameters'] / 1e6:.1f} M | "
@@ -696,16 +774,21 @@ def print_tables(reports, memory, args):
         references = {}
         for name, result in results.items():
             dtype = "bfloat16" if "bf16" in name else "float32"
-            shape = ("LSTM" if name.startswith("lstm")
-                     else f"MemN2N {form_of(name)} form")
+            shape = (
+                "LSTM"
+                if name.startswith("lstm")
+                else f"MemN2N {form_of(name)} form"
+            )
             references[
                 f"{shape} ({result['reference_rows']:,} rows), {dtype}"
             ] = ", ".join(
                 f"{mode} {rate:.1f}"
                 for mode, rate in result["matmul_gflops_by_mode"].items()
             )
-        print("\nReference products, GFLOP/s by compilation mode (medians): "
-              + "; ".join(f"{k}: {v}" for k, v in references.items()))
+        print(
+            "\nReference products, GFLOP/s by compilation mode (medians): "
+            + "; ".join(f"{k}: {v}" for k, v in references.items())
+        )
         selection = {
             name: result["row_selection_flops_per_token"]
             for name, result in results.items()
@@ -715,8 +798,10 @@ def print_tables(reports, memory, args):
             print(
                 "\nNot in the MFLOP/token above: the adaptive softmax's "
                 "one-hot selection of each tail cluster's rows, "
-                + ", ".join(f"{name} {value / 1e6:.2f}"
-                            for name, value in selection.items())
+                + ", ".join(
+                    f"{name} {value / 1e6:.2f}"
+                    for name, value in selection.items()
+                )
                 + " MFLOP/token (it grows with the rows of a step)."
             )
         print_targets(report, args)
@@ -729,9 +814,11 @@ def print_tables(reports, memory, args):
             print("|---|---|---|---|")
             for key, value in report["generation"].items():
                 name, prompt_batch = key.split("@")
-                print(f"| {name} | {prompt_batch} | "
-                      f"{value['tokens_per_s']:,.0f} | "
-                      f"{value['ms_per_step']:.1f} |")
+                print(
+                    f"| {name} | {prompt_batch} | "
+                    f"{value['tokens_per_s']:,.0f} | "
+                    f"{value['ms_per_step']:.1f} |"
+                )
 
 
 def print_targets(report, args):
@@ -751,8 +838,10 @@ def print_targets(report, args):
                 f"{target:g}x: {'met' if ratio >= target else 'missed'})"
             )
     if lines:
-        print("\nSequence form against the window form's full softmax, "
-              "tokens/s (medians of per-round ratios):\n")
+        print(
+            "\nSequence form against the window form's full softmax, "
+            "tokens/s (medians of per-round ratios):\n"
+        )
         print("\n".join(lines))
     clip_lines = []
     for name in results:
@@ -760,51 +849,82 @@ def print_targets(report, args):
         if "noclip" in name or bare == name or bare not in results:
             continue
         cost = ratios[f"{bare}/{name}"] - 1
-        target = (f" (target <= {CLIP_TARGET:.0%}: "
-                  f"{'met' if cost <= CLIP_TARGET else 'missed'})"
-                  if name.startswith("seq-") else "")
-        clip_lines.append(f"- {name}: the clipped step is {cost:.1%} slower "
-                          f"than the bare one{target}")
+        target = (
+            f" (target <= {CLIP_TARGET:.0%}: "
+            f"{'met' if cost <= CLIP_TARGET else 'missed'})"
+            if name.startswith("seq-")
+            else ""
+        )
+        clip_lines.append(
+            f"- {name}: the clipped step is {cost:.1%} slower "
+            f"than the bare one{target}"
+        )
     if clip_lines:
-        print("\nCost of the paper's gradient clipping (bare tokens/s over "
-              "clipped, medians of per-round ratios):\n")
+        print(
+            "\nCost of the paper's gradient clipping (bare tokens/s over "
+            "clipped, medians of per-round ratios):\n"
+        )
         print("\n".join(clip_lines))
     cpus = os.cpu_count()
     print(
         f"\nCPU utilisation during the timed steps (process CPU time / wall "
         f"time; {cpus} CPUs here; target >= {CPU_TARGET_PERCENT}% on 2 "
         "cores): "
-        + ", ".join(f"{name} {result['cpu_percent']:.0f}%"
-                    for name, result in results.items())
+        + ", ".join(
+            f"{name} {result['cpu_percent']:.0f}%"
+            for name, result in results.items()
+        )
     )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
-                        help=f"of {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--configs",
+        default=",".join(DEFAULT_CONFIGS),
+        help=f"of {', '.join(CONFIGS)}",
+    )
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=2,
-                        help="untimed steps per variant")
-    parser.add_argument("--rounds", type=int, default=12,
-                        help="timed rounds of one step of every variant")
-    parser.add_argument("--sequence-length", type=int, default=100,
-                        help="targets per row of the sequence-form variants")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps per variant"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=12,
+        help="timed rounds of one step of every variant",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        default=100,
+        help="targets per row of the sequence-form variants",
+    )
     parser.add_argument("--lstm-length", type=int, default=20)
     parser.add_argument("--generation-length", type=int, default=20)
-    parser.add_argument("--jit-compile", default="auto",
-                        choices=["auto", "true", "false"])
-    parser.add_argument("--compare-jit", action="store_true",
-                        help="also time every MemN2NLM variant compiled the "
-                        "other way (XLA next to graph, graph next to XLA), "
-                        "interleaved")
-    parser.add_argument("--no-clip", action="store_true",
-                        help="time plain SGD steps, without the paper's "
-                        "gradient-norm clipping")
-    parser.add_argument("--hops", type=int, default=None,
-                        help="override the configurations' number of hops "
-                        "(to see what the hops cost)")
+    parser.add_argument(
+        "--jit-compile", default="auto", choices=["auto", "true", "false"]
+    )
+    parser.add_argument(
+        "--compare-jit",
+        action="store_true",
+        help="also time every MemN2NLM variant compiled the "
+        "other way (XLA next to graph, graph next to XLA), "
+        "interleaved",
+    )
+    parser.add_argument(
+        "--no-clip",
+        action="store_true",
+        help="time plain SGD steps, without the paper's gradient-norm clipping",
+    )
+    parser.add_argument(
+        "--hops",
+        type=int,
+        default=None,
+        help="override the configurations' number of hops "
+        "(to see what the hops cost)",
+    )
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-generation", action="store_true")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
@@ -821,12 +941,14 @@ def main():
     variants = [v for v in args.variants.split(",") if v]
     for variant in variants:
         if variant not in VARIANTS + ABLATIONS:
-            parser.error(f"--variants: {variant!r} is not one of "
-                         f"{VARIANTS + ABLATIONS}")
+            parser.error(
+                f"--variants: {variant!r} is not one of {VARIANTS + ABLATIONS}"
+            )
     for config in args.configs.split(","):
         if config not in CONFIGS:
-            parser.error(f"--configs: {config!r} is not one of "
-                         f"{tuple(CONFIGS)}")
+            parser.error(
+                f"--configs: {config!r} is not one of {tuple(CONFIGS)}"
+            )
     if args.sequence_length < 1:
         parser.error("--sequence-length must be >= 1")
     start = time.perf_counter()
@@ -834,17 +956,27 @@ def main():
         f"backend {os.environ.get('KERAS_BACKEND', 'from keras.json')}; "
         f"{os.cpu_count()} CPUs; load average at start {load_average()}"
     )
-    common = dict(batch_size=args.batch_size, data=args.data,
-                  jit_compile=args.jit_compile, lstm_length=args.lstm_length,
-                  sequence_length=args.sequence_length,
-                  clip=not args.no_clip, hops=args.hops)
+    common = dict(
+        batch_size=args.batch_size,
+        data=args.data,
+        jit_compile=args.jit_compile,
+        lstm_length=args.lstm_length,
+        sequence_length=args.sequence_length,
+        clip=not args.no_clip,
+        hops=args.hops,
+    )
     reports, memory = [], {}
     for config in args.configs.split(","):
-        spec = dict(common, config=config, variants=variants,
-                    warmup=args.warmup, rounds=args.rounds,
-                    compare_jit=args.compare_jit,
-                    generation=not args.no_generation,
-                    generation_length=args.generation_length)
+        spec = dict(
+            common,
+            config=config,
+            variants=variants,
+            warmup=args.warmup,
+            rounds=args.rounds,
+            compare_jit=args.compare_jit,
+            generation=not args.no_generation,
+            generation_length=args.generation_length,
+        )
         reports.append(run_worker("config", spec, args.timeout))
         if not args.no_memory:
             for variant in variants:
@@ -854,12 +986,20 @@ def main():
                     args.timeout,
                 )
     print_tables(reports, memory, args)
-    print(f"\nload average at end {load_average()}; wall time "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"\nload average at end {load_average()}; wall time "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(reports=reports, memory=[
-                dict(v, key=list(k)) for k, v in memory.items()]), f, indent=1)
+            json.dump(
+                dict(
+                    reports=reports,
+                    memory=[dict(v, key=list(k)) for k, v in memory.items()],
+                ),
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

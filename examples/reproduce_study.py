@@ -63,41 +63,67 @@ FORMS = ("sequence", "window")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="all",
-                        help=f"comma-separated from {list(STUDY_ROWS)}")
-    parser.add_argument("--seeds", default="1",
-                        help="comma-separated seeds; several give mean ± std")
+    parser.add_argument(
+        "--rows", default="all", help=f"comma-separated from {list(STUDY_ROWS)}"
+    )
+    parser.add_argument(
+        "--seeds",
+        default="1",
+        help="comma-separated seeds; several give mean ± std",
+    )
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--embedding-dim", type=int, default=300)
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--form", choices=FORMS, default="sequence",
-                        help="train in the sequence form (rows of "
-                        "--sequence-length targets, every token once per "
-                        "epoch) or the window form (random windows of one "
-                        "target); default: sequence")
-    parser.add_argument("--sequence-length", type=int, default=None,
-                        help="targets per row in the sequence form (default: "
-                        f"{MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH}, the "
-                        "recipe's)")
-    parser.add_argument("--train-windows", type=int, default=None,
-                        help="window form only: random training windows per "
-                        "epoch (default: as many as the training split has)")
+    parser.add_argument(
+        "--form",
+        choices=FORMS,
+        default="sequence",
+        help="train in the sequence form (rows of "
+        "--sequence-length targets, every token once per "
+        "epoch) or the window form (random windows of one "
+        "target); default: sequence",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        default=None,
+        help="targets per row in the sequence form (default: "
+        f"{MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH}, the "
+        "recipe's)",
+    )
+    parser.add_argument(
+        "--train-windows",
+        type=int,
+        default=None,
+        help="window form only: random training windows per "
+        "epoch (default: as many as the training split has)",
+    )
     parser.add_argument("--output-dir", default="docs/study512k")
     parser.add_argument("--results-doc", default="docs/RESULTS.md")
-    parser.add_argument("--section", default="study512k",
-                        help="the section of --results-doc to regenerate; "
-                        "give a seed study its own, to keep the full table")
-    parser.add_argument("--fast", action="store_true",
-                        help="tiny sizes for a smoke test")
-    parser.add_argument("--checkpoint-dir", default=None,
-                        help="checkpoint every epoch of every row and seed "
-                        "under this directory (one subdirectory each)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the runs checkpointed in "
-                        "--checkpoint-dir; finished ones are not retrained "
-                        "(their per-epoch test curve is then not redrawn)")
+    parser.add_argument(
+        "--section",
+        default="study512k",
+        help="the section of --results-doc to regenerate; "
+        "give a seed study its own, to keep the full table",
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="tiny sizes for a smoke test"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoint every epoch of every row and seed "
+        "under this directory (one subdirectory each)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the runs checkpointed in "
+        "--checkpoint-dir; finished ones are not retrained "
+        "(their per-epoch test curve is then not redrawn)",
+    )
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
     if args.resume and not args.checkpoint_dir:
@@ -109,8 +135,10 @@ def parse_args(argv=None):
     args.seeds = [int(seed) for seed in args.seeds.split(",")]
     if args.form == "sequence":
         if args.train_windows is not None:
-            parser.error("--train-windows applies only to --form window; "
-                         "the sequence form trains on every token each epoch")
+            parser.error(
+                "--train-windows applies only to --form window; "
+                "the sequence form trains on every token each epoch"
+            )
         if args.sequence_length is None:
             args.sequence_length = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
         if args.sequence_length < 1:
@@ -160,7 +188,10 @@ def run_row(corpus, row, seed, args):
     )
     if args.form == "sequence":
         test_batches = corpus.sequences(
-            "test", MEMORY_SIZE, recipe.sequence_length, recipe.batch_size,
+            "test",
+            MEMORY_SIZE,
+            recipe.sequence_length,
+            recipe.batch_size,
             shuffle=False,
         )
     else:
@@ -180,9 +211,8 @@ def run_row(corpus, row, seed, args):
         seed=seed,
         callbacks=[test_curve],
         train_windows=args.train_windows,
-        checkpoint_dir=args.checkpoint_dir and os.path.join(
-            args.checkpoint_dir, f"{hops}hops_seed{seed}"
-        ),
+        checkpoint_dir=args.checkpoint_dir
+        and os.path.join(args.checkpoint_dir, f"{hops}hops_seed{seed}"),
         resume=args.resume,
         verbose=args.verbose,
     )
@@ -230,8 +260,9 @@ def summarise(results, args):
         tests = np.array([r["perplexity"]["test"] for r in runs])
         valids = np.array([r["perplexity"]["valid"] for r in runs])
         test = (
-            f"{tests.mean():.1f} ± {tests.std(ddof=1):.1f} "
-            f"({len(tests)} seeds)" if len(tests) > 1 else f"{tests[0]:.1f}"
+            f"{tests.mean():.1f} ± {tests.std(ddof=1):.1f} ({len(tests)} seeds)"
+            if len(tests) > 1
+            else f"{tests[0]:.1f}"
         )
         lines.append(
             f"| {row} | {STUDY_ROWS[row][2]:.2f} | {test} | "
@@ -247,7 +278,9 @@ def samples_markdown(results):
     for result in results:
         lines.append(f"**{result['row']}, seed {result['seed']}**\n")
         for sample in result["samples"]:
-            lines.append(f"- context: …{' '.join(sample['context'].split()[-10:])}")
+            lines.append(
+                f"- context: …{' '.join(sample['context'].split()[-10:])}"
+            )
             lines.append(f"  - ML: {sample['ML']}")
             lines.append(f"  - RC: {sample['RC']}")
         lines.append("")
@@ -261,18 +294,29 @@ def plot_curves(results, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed; skipping the plot "
-              "(pip install 'keras-memnet[plots]').")
+        print(
+            "matplotlib is not installed; skipping the plot "
+            "(pip install 'keras-memnet[plots]')."
+        )
         return False
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for result in results:
         epochs = np.arange(1, len(result["train_curve"]) + 1)
         label = f"{result['row']} (seed {result['seed']})"
         line = axis.plot(epochs, result["test_curve"], label=f"{label} test")
-        axis.plot(epochs, result["train_curve"], "--",
-                  color=line[0].get_color(), label=f"{label} train")
-    axis.axhline(KNESER_NEY_BIGRAM, color="gray", linestyle=":",
-                 label="Kneser-Ney bigram (1217)")
+        axis.plot(
+            epochs,
+            result["train_curve"],
+            "--",
+            color=line[0].get_color(),
+            label=f"{label} train",
+        )
+    axis.axhline(
+        KNESER_NEY_BIGRAM,
+        color="gray",
+        linestyle=":",
+        label="Kneser-Ney bigram (1217)",
+    )
     axis.set_yscale("log")
     axis.set_xlabel("epoch")
     axis.set_ylabel("perplexity")
@@ -285,13 +329,19 @@ def plot_curves(results, path):
 
 def form_description(args):
     if args.form == "sequence":
-        return (f"sequence form ({args.sequence_length} targets per row, "
-                "every training token once per epoch)")
-    return "window form (" + (
-        f"{args.train_windows:,} random windows per epoch"
-        if args.train_windows else "as many random windows per epoch as "
-        "training positions"
-    ) + ")"
+        return (
+            f"sequence form ({args.sequence_length} targets per row, "
+            "every training token once per epoch)"
+        )
+    return (
+        "window form ("
+        + (
+            f"{args.train_windows:,} random windows per epoch"
+            if args.train_windows
+            else "as many random windows per epoch as training positions"
+        )
+        + ")"
+    )
 
 
 def write_outputs(results, args):
@@ -328,8 +378,11 @@ def write_outputs(results, args):
                 args.output_dir, os.path.dirname(args.results_doc) or "."
             )
             section += [f"![curves]({folder}/curves.png)", ""]
-        section += ["Samples (ML = greedy, RC = random choice):", "",
-                    samples_markdown(results)]
+        section += [
+            "Samples (ML = greedy, RC = random choice):",
+            "",
+            samples_markdown(results),
+        ]
         update_section(args.results_doc, args.section, "\n".join(section))
     return table
 

@@ -1,4 +1,4 @@
-"""MemN2NLM against a Keras LSTM language model on the 12 MB text8 prefix.
+r"""MemN2NLM against a Keras LSTM language model on the 12 MB text8 prefix.
 
 Split (character offsets of the prefix): train [0, 10M), validation
 [10M, 11M), test [11M, end); words seen fewer than 5 times in training
@@ -22,9 +22,12 @@ perplexity against wall-clock time, both models; needs matplotlib) and
 
 Usage:
 
-    python examples/text8_benchmark.py --data ../shared/data/text8-head12m.txt.gz --minutes 60
-    python examples/text8_benchmark.py --data ... --ablation --ablation-minutes 10
-    python examples/text8_benchmark.py --data ... --form window --windows-per-epoch 256000
+    python examples/text8_benchmark.py \
+        --data ../shared/data/text8-head12m.txt.gz --minutes 60
+    python examples/text8_benchmark.py --data ... --ablation \
+        --ablation-minutes 10
+    python examples/text8_benchmark.py --data ... --form window \
+        --windows-per-epoch 256000
     python examples/text8_benchmark.py --data ... --fast
 """
 
@@ -44,8 +47,8 @@ from results_doc import machine_description  # noqa: E402
 from results_doc import update_section  # noqa: E402
 
 from keras_memnet.callbacks import TimeLimit  # noqa: E402
-from keras_memnet.datasets import Corpus  # noqa: E402
 from keras_memnet.datasets import TEXT8_12M_SPLIT  # noqa: E402
+from keras_memnet.datasets import Corpus  # noqa: E402
 from keras_memnet.datasets import text8  # noqa: E402
 from keras_memnet.metrics import Perplexity  # noqa: E402
 from keras_memnet.recipes import MemN2NLMRecipe  # noqa: E402
@@ -57,60 +60,109 @@ FORMS = ("sequence", "window")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True,
-                        help="the text8 prefix (text8-head12m.txt.gz) or text8")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="the text8 prefix (text8-head12m.txt.gz) or text8",
+    )
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--hops", type=int, default=6)
     parser.add_argument("--memory-size", type=int, default=100)
     parser.add_argument("--embedding-dim", type=int, default=150)
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--lstm-units", type=int, default=None,
-                        help="default: sized to MemN2NLM's parameter count")
-    parser.add_argument("--form", choices=FORMS, default="sequence",
-                        help="MemN2NLM's training form: sequence (rows of "
-                        "--sequence-length targets, an epoch is a full pass "
-                        "over the training split) or window (random "
-                        "windows, --windows-per-epoch of them); default: "
-                        "sequence")
-    parser.add_argument("--sequence-length", type=int, default=None,
-                        help="MemN2NLM targets per row in the sequence form "
-                        f"(default: {MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH},"
-                        " the recipe's)")
-    parser.add_argument("--lstm-sequence-length", type=int, default=35,
-                        help="LSTM unroll length")
-    parser.add_argument("--windows-per-epoch", type=int, default=256_000,
-                        help="MemN2NLM random windows between validations "
-                        "(window form only), and the LSTM's training tokens "
-                        "between validations")
-    parser.add_argument("--train-tokens", type=int, default=None,
-                        help="train on only the first N training tokens "
-                        "(default: all; --fast: 50,000)")
-    parser.add_argument("--optimizer", choices=("sgd", "adagrad", "adam"),
-                        default="sgd",
-                        help="MemN2NLM's optimizer (default: the paper's "
-                        "SGD recipe)")
-    parser.add_argument("--lr", type=float, default=None,
-                        help="MemN2NLM's learning rate on the mean loss "
-                        "(default: the recipe's)")
-    parser.add_argument("--models", default="memn2n,lstm",
-                        help="comma-separated: memn2n, lstm (default: both)")
-    parser.add_argument("--section", default="text8-12m",
-                        help="the section of --results-doc to write")
+    parser.add_argument(
+        "--lstm-units",
+        type=int,
+        default=None,
+        help="default: sized to MemN2NLM's parameter count",
+    )
+    parser.add_argument(
+        "--form",
+        choices=FORMS,
+        default="sequence",
+        help="MemN2NLM's training form: sequence (rows of "
+        "--sequence-length targets, an epoch is a full pass "
+        "over the training split) or window (random "
+        "windows, --windows-per-epoch of them); default: "
+        "sequence",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        default=None,
+        help="MemN2NLM targets per row in the sequence form "
+        f"(default: {MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH},"
+        " the recipe's)",
+    )
+    parser.add_argument(
+        "--lstm-sequence-length",
+        type=int,
+        default=35,
+        help="LSTM unroll length",
+    )
+    parser.add_argument(
+        "--windows-per-epoch",
+        type=int,
+        default=256_000,
+        help="MemN2NLM random windows between validations "
+        "(window form only), and the LSTM's training tokens "
+        "between validations",
+    )
+    parser.add_argument(
+        "--train-tokens",
+        type=int,
+        default=None,
+        help="train on only the first N training tokens "
+        "(default: all; --fast: 50,000)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=("sgd", "adagrad", "adam"),
+        default="sgd",
+        help="MemN2NLM's optimizer (default: the paper's SGD recipe)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="MemN2NLM's learning rate on the mean loss "
+        "(default: the recipe's)",
+    )
+    parser.add_argument(
+        "--models",
+        default="memn2n,lstm",
+        help="comma-separated: memn2n, lstm (default: both)",
+    )
+    parser.add_argument(
+        "--section",
+        default="text8-12m",
+        help="the section of --results-doc to write",
+    )
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--ablation-minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output-dir", default="docs/text8_12m")
     parser.add_argument("--results-doc", default="docs/RESULTS.md")
-    parser.add_argument("--eval-tokens", type=int, default=None,
-                        help="evaluate on only the first N validation and "
-                        "test tokens (default: all)")
+    parser.add_argument(
+        "--eval-tokens",
+        type=int,
+        default=None,
+        help="evaluate on only the first N validation and "
+        "test tokens (default: all)",
+    )
     parser.add_argument("--fast", action="store_true")
-    parser.add_argument("--checkpoint-dir", default=None,
-                        help="checkpoint every MemN2NLM epoch under this "
-                        "directory (one subdirectory per hop count)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue MemN2NLM runs from --checkpoint-dir; "
-                        "the wall-clock budget starts again on resume")
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoint every MemN2NLM epoch under this "
+        "directory (one subdirectory per hop count)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue MemN2NLM runs from --checkpoint-dir; "
+        "the wall-clock budget starts again on resume",
+    )
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
     if args.resume and not args.checkpoint_dir:
@@ -135,10 +187,14 @@ def parse_args(argv=None):
 
 def form_description(args):
     if args.form == "sequence":
-        return (f"sequence form ({args.sequence_length} targets per row, "
-                "an epoch is a full pass over the training split)")
-    return (f"window form ({args.windows_per_epoch:,} random windows "
-            "between validations)")
+        return (
+            f"sequence form ({args.sequence_length} targets per row, "
+            "an epoch is a full pass over the training split)"
+        )
+    return (
+        f"window form ({args.windows_per_epoch:,} random windows "
+        "between validations)"
+    )
 
 
 class ValidationCurve(TimeLimit):
@@ -183,9 +239,8 @@ def train_memn2n(corpus, hops, minutes, args):
         # The sequence form reads the whole training split every epoch.
         train_windows=args.windows_per_epoch if window_form else None,
         evaluate=("test",),
-        checkpoint_dir=args.checkpoint_dir and os.path.join(
-            args.checkpoint_dir, f"memn2n_{hops}hops"
-        ),
+        checkpoint_dir=args.checkpoint_dir
+        and os.path.join(args.checkpoint_dir, f"memn2n_{hops}hops"),
         resume=args.resume,
         verbose=args.verbose,
     )
@@ -242,8 +297,12 @@ def train_lstm(corpus, parameters, args):
     steps = max(1, args.windows_per_epoch // (32 * args.lstm_sequence_length))
     clock = ValidationCurve(args.minutes)
     model.fit(
-        *train, batch_size=32, epochs=10**6, steps_per_epoch=steps,
-        validation_data=valid, verbose=args.verbose,
+        *train,
+        batch_size=32,
+        epochs=10**6,
+        steps_per_epoch=steps,
+        validation_data=valid,
+        verbose=args.verbose,
         callbacks=[clock, best_weights_callback()],
     )
     result = model.evaluate(*test, batch_size=32, return_dict=True, verbose=0)
@@ -268,10 +327,15 @@ def plot(results, ablation, output_dir):
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for result in results:
         seconds, values = zip(*result["curve"])
-        axis.plot(np.array(seconds) / 60, values, marker="o",
-                  label=result["model"])
-    axis.axhline(KNESER_NEY_TRIGRAM, color="gray", linestyle=":",
-                 label="Kneser-Ney trigram (test)")
+        axis.plot(
+            np.array(seconds) / 60, values, marker="o", label=result["model"]
+        )
+    axis.axhline(
+        KNESER_NEY_TRIGRAM,
+        color="gray",
+        linestyle=":",
+        label="Kneser-Ney trigram (test)",
+    )
     axis.set_xlabel("wall-clock minutes")
     axis.set_ylabel("validation perplexity")
     axis.set_yscale("log")
@@ -281,8 +345,11 @@ def plot(results, ablation, output_dir):
     names.append("time_curves.png")
     if ablation:
         figure, axis = plt.subplots(figsize=(5, 3.5))
-        axis.plot([r["hops"] for r in ablation],
-                  [r["test_perplexity"] for r in ablation], marker="o")
+        axis.plot(
+            [r["hops"] for r in ablation],
+            [r["test_perplexity"] for r in ablation],
+            marker="o",
+        )
         axis.set_xlabel("hops")
         axis.set_ylabel("test perplexity")
         figure.tight_layout()
@@ -297,13 +364,19 @@ def main(argv=None):
     corpus = text8(args.data, split=TEXT8_12M_SPLIT, min_count=5)
     if args.eval_tokens or args.train_tokens:
         # The vocabulary stays the one built from the full training split.
-        corpus = Corpus(corpus.train[: args.train_tokens],
-                        corpus.valid[: args.eval_tokens],
-                        corpus.test[: args.eval_tokens], corpus.vocabulary,
-                        name=corpus.name, level=corpus.level,
-                        metadata=corpus.metadata)
-    print(f"{corpus.vocabulary.size:,} ids (with <pad>), "
-          f"{corpus.train.size:,} training words")
+        corpus = Corpus(
+            corpus.train[: args.train_tokens],
+            corpus.valid[: args.eval_tokens],
+            corpus.test[: args.eval_tokens],
+            corpus.vocabulary,
+            name=corpus.name,
+            level=corpus.level,
+            metadata=corpus.metadata,
+        )
+    print(
+        f"{corpus.vocabulary.size:,} ids (with <pad>), "
+        f"{corpus.train.size:,} training words"
+    )
     print(f"MemN2NLM trains in the {form_description(args)}.")
     models = args.models.split(",")
     if not models or set(models) - {"memn2n", "lstm"}:
@@ -326,19 +399,25 @@ def main(argv=None):
         for r in main_results
     ]
     if ablation:
-        lines += ["", f"Hops ablation ({args.ablation_minutes:g} minutes each):",
-                  "", "| hops | test perplexity |", "| ---: | ---: |"]
-        lines += [f"| {r['hops']} | {r['test_perplexity']:.1f} |"
-                  for r in ablation]
+        lines += [
+            "",
+            f"Hops ablation ({args.ablation_minutes:g} minutes each):",
+            "",
+            "| hops | test perplexity |",
+            "| ---: | ---: |",
+        ]
+        lines += [
+            f"| {r['hops']} | {r['test_perplexity']:.1f} |" for r in ablation
+        ]
     table = "\n".join(lines)
     print("\n" + table)
     with open(os.path.join(args.output_dir, "results.json"), "w") as file:
-        json.dump({"main": main_results, "ablation": ablation}, file,
-                  indent=1)
+        json.dump({"main": main_results, "ablation": ablation}, file, indent=1)
     images = plot(main_results, ablation, args.output_dir)
     if args.results_doc:
-        folder = os.path.relpath(args.output_dir,
-                                 os.path.dirname(args.results_doc) or ".")
+        folder = os.path.relpath(
+            args.output_dir, os.path.dirname(args.results_doc) or "."
+        )
         section = "\n".join(
             [
                 "## MemN2NLM against an LSTM on the 12 MB text8 prefix"
@@ -350,10 +429,18 @@ def main(argv=None):
                 f"Budget: {args.minutes:g} wall-clock minutes per model; "
                 "checkpoints chosen on validation; MemN2NLM in the "
                 + form_description(args)
-                + (f"; trained on the first {args.train_tokens:,} training "
-                   "tokens only" if args.train_tokens else "")
-                + (f"; evaluated on the first {args.eval_tokens:,} validation "
-                   "and test tokens only" if args.eval_tokens else "")
+                + (
+                    f"; trained on the first {args.train_tokens:,} training "
+                    "tokens only"
+                    if args.train_tokens
+                    else ""
+                )
+                + (
+                    f"; evaluated on the first {args.eval_tokens:,} validation "
+                    "and test tokens only"
+                    if args.eval_tokens
+                    else ""
+                )
                 + ".",
                 "",
                 table,

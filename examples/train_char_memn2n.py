@@ -75,6 +75,18 @@ results with the form and sequence length):
 
 `--fast` runs tiny models for a few steps on the bundled text8 sample (a
 smoke test).
+
+`--checkpoint-dir DIR` saves a checkpoint of each model after every epoch
+(`keras_memnet.callbacks.TrainingCheckpoint`, in `DIR/memn2n` and
+`DIR/lstm`); with `--resume`, the same command restarted after a crash
+continues from there and loses at most the epoch that was running. The
+training data is a function of the epoch (`make_sequences` and
+`make_windows` seed their order by epoch, `RandomWindows` and
+`RandomSequences` each batch by its epoch and index), so the resumed
+model ends with the same weights as an uninterrupted run
+(tests/test_resume.py). The time budget goes on from
+the training time of the checkpointed epochs (`TimeLimit.get_state`); a
+model whose training had finished is loaded, not trained again.
 """
 
 import argparse
@@ -87,15 +99,19 @@ import keras
 import numpy as np
 
 from keras_memnet.callbacks import TimeLimit
+from keras_memnet.callbacks import TrainingCheckpoint
+from keras_memnet.callbacks import read_resume_epoch
+from keras_memnet.datasets import TEXT8_12M_SPLIT
 from keras_memnet.datasets import make_sequences
 from keras_memnet.datasets import make_windows
-from keras_memnet.datasets import TEXT8_12M_SPLIT
 from keras_memnet.datasets import text8
 from keras_memnet.datasets import text8_sample
+from keras_memnet.datasets.windows import count_sequences
 from keras_memnet.metrics import BitsPerCharacter
 from keras_memnet.metrics import Perplexity
 from keras_memnet.models import CharMemN2N
 from keras_memnet.recipes import MemN2NLMRecipe
+from keras_memnet.recipes.train_memn2n_lm import check_checkpoint_dir
 
 DEFAULT_DATA = (
     pathlib.Path(__file__).resolve().parents[2]
@@ -133,29 +149,35 @@ class RandomWindows(keras.utils.PyDataset):
     starts out uniform, so the gradient that would teach it to look at the
     last few characters is diluted 400 times. Short contexts concentrate
     that signal; the full-length rows keep training matched to evaluation.
+
+    Batch `i` of epoch `e` is drawn from `(seed, e, i)` alone (`e` set by
+    `DataEpoch`), so that a resumed run draws what it would have drawn.
     """
 
-    def __init__(self, tokens, memory_size, batch_size, steps, seed,
-                 short_fraction):
+    def __init__(
+        self, tokens, memory_size, batch_size, steps, seed, short_fraction
+    ):
         super().__init__()
         self.tokens = tokens
         self.memory_size = memory_size
         self.batch_size = batch_size
         self.steps = steps
         self.num_short = int(round(short_fraction * batch_size))
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.epoch = 0
         self.offsets = np.arange(-memory_size, 0)
 
     def __len__(self):
         return self.steps
 
     def __getitem__(self, index):
-        positions = self.rng.integers(
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        positions = rng.integers(
             self.memory_size, self.tokens.size, self.batch_size
         )
         contexts = self.tokens[positions[:, None] + self.offsets]
         lengths = np.exp(
-            self.rng.uniform(0.0, math.log(self.memory_size), self.num_short)
+            rng.uniform(0.0, math.log(self.memory_size), self.num_short)
         ).astype("int64")
         slots = np.arange(self.memory_size)
         cut = slots[None, :] < (self.memory_size - lengths)[:, None]
@@ -165,7 +187,8 @@ class RandomWindows(keras.utils.PyDataset):
 
 class RandomSequences(keras.utils.PyDataset):
     """Batches of random `(chars[i:i+n], chars[i+1:i+n+1])` training pairs,
-    for the LSTM."""
+    for the LSTM; batch `i` of epoch `e` is drawn from `(seed, e, i)`, as in
+    `RandomWindows`."""
 
     def __init__(self, tokens, length, batch_size, steps, seed):
         super().__init__()
@@ -173,17 +196,36 @@ class RandomSequences(keras.utils.PyDataset):
         self.length = length
         self.batch_size = batch_size
         self.steps = steps
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.epoch = 0
 
     def __len__(self):
         return self.steps
 
     def __getitem__(self, index):
-        starts = self.rng.integers(
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        starts = rng.integers(
             0, self.tokens.size - self.length - 1, self.batch_size
         )
         rows = self.tokens[starts[:, None] + np.arange(self.length + 1)]
         return rows[:, :-1], rows[:, 1:]
+
+
+class DataEpoch(keras.callbacks.Callback):
+    """Tells a dataset with an `epoch` attribute which epoch `fit` is in.
+
+    The epoch that Keras counts, so a resumed `fit` (which starts at its
+    `initial_epoch`) gives the same number as an uninterrupted one;
+    `PyDataset.on_epoch_end` would not (Keras also calls it when `fit`
+    starts).
+    """
+
+    def __init__(self, data):
+        super().__init__()
+        self.data = data
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.data.epoch = epoch
 
 
 def sequence_batch_size(memory_size, sequence_length, budget, limit):
@@ -198,89 +240,174 @@ def sequence_batch_size(memory_size, sequence_length, budget, limit):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=None,
-                        help="text8 prefix (default: the shared 12 MB one)")
-    parser.add_argument("--minutes", type=float, default=20.0,
-                        help="training budget of each model (default 20)")
-    parser.add_argument("--lstm-minutes", type=float, default=None,
-                        help="LSTM budget (default: --minutes)")
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="also stop each model after this many steps")
-    parser.add_argument("--models", default="memn2n,lstm",
-                        help="comma-separated subset of memn2n,lstm")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="text8 prefix (default: the shared 12 MB one)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=20.0,
+        help="training budget of each model (default 20)",
+    )
+    parser.add_argument(
+        "--lstm-minutes",
+        type=float,
+        default=None,
+        help="LSTM budget (default: --minutes)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="also stop each model after this many steps",
+    )
+    parser.add_argument(
+        "--models",
+        default="memn2n,lstm",
+        help="comma-separated subset of memn2n,lstm",
+    )
     parser.add_argument("--hops", type=int, default=12)
     parser.add_argument("--memory-size", type=int, default=400)
     parser.add_argument("--embedding-dim", type=int, default=100)
-    parser.add_argument("--form", choices=FORMS, default="sequence",
-                        help="CharMemN2N's training form: sequence (rows of "
-                        "M+T-1 characters, T targets each, from "
-                        "make_sequences) or window (random M-character "
-                        "windows, RandomWindows); default: sequence")
-    parser.add_argument("--sequence-length", type=int, default=None,
-                        help="targets per training row T (sequence form "
-                        "only); default: round((M-1) / "
-                        "--short-context-fraction), so that fraction of the "
-                        "targets gets short contexts (798 for M=400 and 0.5;"
-                        " 2(M-1) with the fraction 0)")
-    parser.add_argument("--eval-sequence-length", type=int, default=None,
-                        help="targets per row of the validation and test "
-                        "rows, scored in the sequence form with full "
-                        "contexts (default: M/2; any value gives the same "
-                        "BPC)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="CharMemN2N rows per batch; default: 128 "
-                        "windows (window form); in the sequence form the "
-                        "largest power of two up to 128 that keeps one "
-                        "hop's (batch, T, M+T-1) float32 scores under 100 "
-                        "MB (16 for M=400, T=798: 61 MB)")
-    parser.add_argument("--optimizer", choices=MemN2NLMRecipe.OPTIMIZERS,
-                        default="adam")
-    parser.add_argument("--lr", type=float, default=None,
-                        help="Keras (mean-loss) learning rate; default: 2e-3 "
-                        "for adam, else the recipe's (1.28 for sgd at batch "
-                        "128, 0.05 for adagrad)")
-    parser.add_argument("--short-context-fraction", type=float, default=0.5,
-                        help="fraction of CharMemN2N's training targets "
-                        "that see a shorter context (0: none). Window form: "
-                        "that share of each batch's contexts is cut to a "
-                        "random log-uniform length (0: plain random windows "
-                        "from the tf.data pipeline). Sequence form: any "
-                        "value > 0 pads the first M-1 inputs of every row "
-                        "(make_sequences' short_context), so a row's first "
-                        "M-1 targets see 1..M-1 characters; the fraction "
-                        "(M-1)/T is set through the default "
-                        "--sequence-length")
-    parser.add_argument("--steps-per-epoch", type=int, default=None,
-                        help="training steps between validations (default: "
-                        "250 in the window form, 25 in the sequence form, "
-                        "whose steps hold about 100 times the targets)")
-    parser.add_argument("--results-json", default=None,
-                        help="write the results (with the training form and "
-                        "sequence length) to this JSON file")
+    parser.add_argument(
+        "--form",
+        choices=FORMS,
+        default="sequence",
+        help="CharMemN2N's training form: sequence (rows of "
+        "M+T-1 characters, T targets each, from "
+        "make_sequences) or window (random M-character "
+        "windows, RandomWindows); default: sequence",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        default=None,
+        help="targets per training row T (sequence form "
+        "only); default: round((M-1) / "
+        "--short-context-fraction), so that fraction of the "
+        "targets gets short contexts (798 for M=400 and 0.5;"
+        " 2(M-1) with the fraction 0)",
+    )
+    parser.add_argument(
+        "--eval-sequence-length",
+        type=int,
+        default=None,
+        help="targets per row of the validation and test "
+        "rows, scored in the sequence form with full "
+        "contexts (default: M/2; any value gives the same "
+        "BPC)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="CharMemN2N rows per batch; default: 128 "
+        "windows (window form); in the sequence form the "
+        "largest power of two up to 128 that keeps one "
+        "hop's (batch, T, M+T-1) float32 scores under 100 "
+        "MB (16 for M=400, T=798: 61 MB)",
+    )
+    parser.add_argument(
+        "--optimizer", choices=MemN2NLMRecipe.OPTIMIZERS, default="adam"
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Keras (mean-loss) learning rate; default: 2e-3 "
+        "for adam, else the recipe's (1.28 for sgd at batch "
+        "128, 0.05 for adagrad)",
+    )
+    parser.add_argument(
+        "--short-context-fraction",
+        type=float,
+        default=0.5,
+        help="fraction of CharMemN2N's training targets "
+        "that see a shorter context (0: none). Window form: "
+        "that share of each batch's contexts is cut to a "
+        "random log-uniform length (0: plain random windows "
+        "from the tf.data pipeline). Sequence form: any "
+        "value > 0 pads the first M-1 inputs of every row "
+        "(make_sequences' short_context), so a row's first "
+        "M-1 targets see 1..M-1 characters; the fraction "
+        "(M-1)/T is set through the default "
+        "--sequence-length",
+    )
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="training steps between validations (default: "
+        "250 in the window form, 25 in the sequence form, "
+        "whose steps hold about 100 times the targets)",
+    )
+    parser.add_argument(
+        "--results-json",
+        default=None,
+        help="write the results (with the training form and "
+        "sequence length) to this JSON file",
+    )
     parser.add_argument("--valid-chars", type=int, default=20_000)
-    parser.add_argument("--eval-chars", type=int, default=200_000,
-                        help="test characters scored (0: the whole split)")
-    parser.add_argument("--lstm-units", type=int, default=None,
-                        help="default: about CharMemN2N's parameter count")
+    parser.add_argument(
+        "--eval-chars",
+        type=int,
+        default=200_000,
+        help="test characters scored (0: the whole split)",
+    )
+    parser.add_argument(
+        "--lstm-units",
+        type=int,
+        default=None,
+        help="default: about CharMemN2N's parameter count",
+    )
     parser.add_argument("--lstm-embedding-dim", type=int, default=32)
-    parser.add_argument("--lstm-length", type=int, default=100,
-                        help="LSTM training sequence length")
+    parser.add_argument(
+        "--lstm-length",
+        type=int,
+        default=100,
+        help="LSTM training sequence length",
+    )
     parser.add_argument("--lstm-batch-size", type=int, default=64)
     parser.add_argument("--lstm-lr", type=float, default=2e-3)
     parser.add_argument("--sample-length", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--output", default=None,
-                        help="save the trained CharMemN2N here (.keras)")
-    parser.add_argument("--fast", action="store_true",
-                        help="tiny models, a few steps, the bundled sample")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="save the trained CharMemN2N here (.keras)",
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="tiny models, a few steps, the bundled sample",
+    )
     parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="save a checkpoint of each model there after "
+        "every epoch (subdirectories memn2n and lstm); must "
+        "be empty without --resume",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoints in "
+        "--checkpoint-dir, if there are any",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.short_context_fraction <= 1.0:
         parser.error("--short-context-fraction must be in [0, 1]")
     if args.form == "window" and args.sequence_length is not None:
         parser.error("--sequence-length applies only to --form sequence")
-    for name in ("sequence_length", "eval_sequence_length", "batch_size",
-                 "steps_per_epoch"):
+    for name in (
+        "sequence_length",
+        "eval_sequence_length",
+        "batch_size",
+        "steps_per_epoch",
+    ):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -300,17 +427,26 @@ def parse_args(argv=None):
         args.lr = 2e-3
     if args.lstm_minutes is None:
         args.lstm_minutes = args.minutes
+    # Checked (and created) before anything trains.
+    if args.resume and args.checkpoint_dir is None:
+        parser.error("--resume needs --checkpoint-dir")
+    if args.checkpoint_dir is not None:
+        for name in args.models:
+            try:
+                check_checkpoint_dir(checkpoint_dir(args, name), args.resume)
+            except ValueError as error:
+                parser.error(str(error).replace("`resume=True`", "--resume"))
     memory_size = args.memory_size
     if args.form == "sequence":
         if args.sequence_length is None:
             # The share of short-context targets is (M - 1) / T.
             fraction = args.short_context_fraction or 0.5
-            args.sequence_length = max(
-                1, round((memory_size - 1) / fraction)
-            )
+            args.sequence_length = max(1, round((memory_size - 1) / fraction))
         if args.batch_size is None:
             args.batch_size = sequence_batch_size(
-                memory_size, args.sequence_length, SCORES_BYTES_PER_HOP,
+                memory_size,
+                args.sequence_length,
+                SCORES_BYTES_PER_HOP,
                 MAX_SEQUENCE_BATCH_SIZE,
             )
         if args.steps_per_epoch is None:
@@ -323,10 +459,74 @@ def parse_args(argv=None):
     if args.eval_sequence_length is None:
         args.eval_sequence_length = max(1, memory_size // 2)
     args.eval_batch_size = sequence_batch_size(
-        memory_size, args.eval_sequence_length, EVAL_SCORES_BYTES_PER_HOP,
+        memory_size,
+        args.eval_sequence_length,
+        EVAL_SCORES_BYTES_PER_HOP,
         MAX_EVAL_BATCH_SIZE,
     )
     return args
+
+
+def checkpoint_dir(args, model_name):
+    """The checkpoint directory of one model, or None."""
+    if args.checkpoint_dir is None:
+        return None
+    return str(pathlib.Path(args.checkpoint_dir) / model_name)
+
+
+def resume_epoch(args, model_name):
+    """The epoch that this model's training starts with (0 unless
+    resumed)."""
+    directory = checkpoint_dir(args, model_name)
+    return read_resume_epoch(directory) if directory and args.resume else 0
+
+
+def with_checkpoint(args, model_name, callbacks):
+    """`callbacks`, then a `TrainingCheckpoint` that resumes them (after
+    them, since their `on_train_begin` resets them)."""
+    directory = checkpoint_dir(args, model_name)
+    if directory is None:
+        return callbacks, None
+    checkpoint = TrainingCheckpoint(directory, callbacks)
+    return callbacks + [checkpoint], checkpoint
+
+
+def sequence_training_data(tokens, args, initial_epoch):
+    """The sequence form's training batches from epoch `initial_epoch` on.
+
+    `make_sequences` orders each pass over the rows by the pass's number
+    (its `initial_epoch`); the passes run on without a break across the
+    fit's epochs of `--steps-per-epoch` batches, so a resumed run starts
+    at pass `step // batches_per_pass`, that pass's batch `step %
+    batches_per_pass`, where `step` is the number of batches trained
+    before `initial_epoch`.
+    """
+    batches_per_pass = (
+        count_sequences(tokens.size, args.memory_size, args.sequence_length)
+        // args.batch_size
+    )
+    if batches_per_pass < 1:
+        raise ValueError(
+            f"The training split has fewer than --batch-size "
+            f"{args.batch_size} rows of {args.sequence_length} targets."
+        )
+    step = initial_epoch * args.steps_per_epoch
+    # A fixed batch size (one compiled step), repeated over passes.
+    return (
+        make_sequences(
+            tokens,
+            memory_size=args.memory_size,
+            sequence_length=args.sequence_length,
+            batch_size=args.batch_size,
+            shuffle=True,
+            seed=args.seed,
+            short_context=args.short_context_fraction > 0,
+            drop_remainder=True,
+            initial_epoch=step // batches_per_pass,
+        )
+        .repeat()
+        .skip(step % batches_per_pass)
+    )
 
 
 def short_fraction(args):
@@ -344,8 +544,10 @@ def form_description(args):
             f"({args.batch_size * args.sequence_length:,} a step), "
             f"short-context fraction {short_fraction(args):.3g}"
         )
-    return (f"window form: {args.batch_size} windows a step, short-context "
-            f"fraction {args.short_context_fraction:g}")
+    return (
+        f"window form: {args.batch_size} windows a step, short-context "
+        f"fraction {args.short_context_fraction:g}"
+    )
 
 
 def eval_sequences(tokens, args):
@@ -363,9 +565,7 @@ def eval_sequences(tokens, args):
 def load_corpus(args):
     if args.data is None and (args.fast or not DEFAULT_DATA.exists()):
         return text8_sample(split=SAMPLE_SPLIT, level="char")
-    return text8(
-        args.data or DEFAULT_DATA, split=TEXT8_12M_SPLIT, level="char"
-    )
+    return text8(args.data or DEFAULT_DATA, split=TEXT8_12M_SPLIT, level="char")
 
 
 def unigram_bits(train, targets, vocabulary_size):
@@ -398,8 +598,9 @@ def build_lstm(vocabulary_size, embedding_dim, units):
     return model
 
 
-def lstm_test_bits(model, tokens, first_target, burn_in, chunk=1000,
-                   batch_size=32):
+def lstm_test_bits(
+    model, tokens, first_target, burn_in, chunk=1000, batch_size=32
+):
     """Mean NLL in bits of `tokens[first_target:]`, each chunk of targets
     read after `burn_in` characters of context (as the memory network)."""
     rows, target_rows = [], []
@@ -427,7 +628,7 @@ def lstm_test_bits(model, tokens, first_target, burn_in, chunk=1000,
 
 
 def print_row(name, bits, extra=""):
-    print(f"  {name:<28} {bits:7.3f} {2.0 ** bits:11.3f}   {extra}")
+    print(f"  {name:<28} {bits:7.3f} {2.0**bits:11.3f}   {extra}")
 
 
 def main(argv=None):
@@ -447,11 +648,18 @@ def main(argv=None):
         f"{corpus.train.size:,} train, {valid.size - memory_size:,} valid, "
         f"{targets.size:,} scored test characters; {vocabulary.size} ids."
     )
-    print(f"Backend {keras.backend.backend()}. Loaded in "
-          f"{time.perf_counter() - started:.0f} s.")
+    print(
+        f"Backend {keras.backend.backend()}. Loaded in "
+        f"{time.perf_counter() - started:.0f} s."
+    )
 
-    results = [("unigram (train counts)", unigram_bits(
-        corpus.train, targets, vocabulary.size), "")]
+    results = [
+        (
+            "unigram (train counts)",
+            unigram_bits(corpus.train, targets, vocabulary.size),
+            "",
+        )
+    ]
 
     model = CharMemN2N(
         hops=args.hops,
@@ -494,11 +702,13 @@ def main(argv=None):
             optimizer=args.optimizer,
             learning_rate=args.lr,
         )
-        print(f"\nCharMemN2N: {args.hops} hops, memory {memory_size}, "
-              f"{args.embedding_dim} dims, {parameters:,} parameters; "
-              f"{recipe}; {form_description(args)}; validation and test in "
-              f"the sequence form, rows of {args.eval_sequence_length} "
-              f"targets, batch {args.eval_batch_size}.")
+        print(
+            f"\nCharMemN2N: {args.hops} hops, memory {memory_size}, "
+            f"{args.embedding_dim} dims, {parameters:,} parameters; "
+            f"{recipe}; {form_description(args)}; validation and test in "
+            f"the sequence form, rows of {args.eval_sequence_length} "
+            f"targets, batch {args.eval_batch_size}."
+        )
         # Weighted metrics: the last row of the sequence form is padded with
         # zero-weight targets, which must not count.
         model.compile(
@@ -507,24 +717,21 @@ def main(argv=None):
             weighted_metrics=[BitsPerCharacter(from_logits=True)],
         )
         limit = TimeLimit(60 * args.minutes, max_steps=args.max_steps)
+        initial_epoch = resume_epoch(args, "memn2n")
         if sequence_form:
-            # A fresh random order of the training rows every pass; a fixed
-            # batch size (one compiled step), repeated over passes.
-            train_data = make_sequences(
-                corpus.train,
-                memory_size=memory_size,
-                sequence_length=args.sequence_length,
-                batch_size=args.batch_size,
-                shuffle=True,
-                seed=args.seed,
-                short_context=args.short_context_fraction > 0,
-                drop_remainder=True,
-            ).repeat()
+            # A fresh random order of the training rows every pass.
+            train_data = sequence_training_data(
+                corpus.train, args, initial_epoch
+            )
             steps_per_epoch = args.steps_per_epoch
         elif args.short_context_fraction > 0:
             train_data = RandomWindows(
-                corpus.train, memory_size, args.batch_size,
-                args.steps_per_epoch, args.seed, args.short_context_fraction,
+                corpus.train,
+                memory_size,
+                args.batch_size,
+                args.steps_per_epoch,
+                args.seed,
+                args.short_context_fraction,
             )
             steps_per_epoch = None
         else:
@@ -534,23 +741,34 @@ def main(argv=None):
                 batch_size=args.batch_size,
                 num_windows=args.steps_per_epoch * args.batch_size,
                 seed=args.seed,
+                initial_epoch=initial_epoch,
             )
             steps_per_epoch = None
+        callbacks, checkpoint = with_checkpoint(
+            args, "memn2n", [limit] + recipe.callbacks(verbose=1)
+        )
+        if isinstance(train_data, RandomWindows):
+            callbacks.insert(0, DataEpoch(train_data))
         history = model.fit(
             train_data,
             shuffle=False,
             steps_per_epoch=steps_per_epoch,
             validation_data=eval_sequences(valid, args),
             epochs=1_000_000,
-            callbacks=[limit] + recipe.callbacks(verbose=1),
+            callbacks=callbacks,
             verbose=args.verbose,
-        )
+        ).history
+        if checkpoint is not None:
+            # Every epoch's, those before a resume too.
+            history = checkpoint.history
         targets_per_step = args.batch_size * (
             args.sequence_length if sequence_form else 1
         )
         trained_targets = limit.steps * targets_per_step
-        print(f"Trained {limit.steps:,} steps ({trained_targets:,} targets, "
-              f"{args.form} form) in {limit.elapsed:.0f} s.")
+        print(
+            f"Trained {limit.steps:,} steps ({trained_targets:,} targets, "
+            f"{args.form} form) in {limit.elapsed:.0f} s."
+        )
         evaluated = time.perf_counter()
         model.compile(
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -562,13 +780,19 @@ def main(argv=None):
         scores = model.evaluate(
             eval_sequences(test, args), return_dict=True, verbose=0
         )
-        results.append(("CharMemN2N", scores["bits_per_character"],
-                        f"{limit.steps:,} steps, {limit.elapsed:.0f} s, "
-                        f"{args.form} form"
-                        + (f" (T={args.sequence_length})"
-                           if sequence_form else "")))
-        print(f"Evaluated in {time.perf_counter() - evaluated:.0f} s "
-              f"(perplexity metric {scores['perplexity']:.3f}).")
+        results.append(
+            (
+                "CharMemN2N",
+                scores["bits_per_character"],
+                f"{limit.steps:,} steps, {limit.elapsed:.0f} s, "
+                f"{args.form} form"
+                + (f" (T={args.sequence_length})" if sequence_form else ""),
+            )
+        )
+        print(
+            f"Evaluated in {time.perf_counter() - evaluated:.0f} s "
+            f"(perplexity metric {scores['perplexity']:.3f})."
+        )
         memn2n_record = {
             "test_bits_per_character": float(scores["bits_per_character"]),
             "test_perplexity": float(scores["perplexity"]),
@@ -589,8 +813,8 @@ def main(argv=None):
             "trained_targets": trained_targets,
             "train_seconds": round(limit.elapsed, 1),
             "valid_bits_per_character": [
-                round(float(value), 4) for value in
-                history.history.get("val_bits_per_character", [])
+                round(float(value), 4)
+                for value in history.get("val_bits_per_character", [])
             ],
         }
         if args.output:
@@ -602,26 +826,35 @@ def main(argv=None):
             parameters, args.lstm_embedding_dim, vocabulary.size
         )
         lstm = build_lstm(vocabulary.size, args.lstm_embedding_dim, units)
-        print(f"\nLSTM: {units} units, embedding {args.lstm_embedding_dim}, "
-              f"{lstm.count_params():,} parameters; Adam({args.lstm_lr}), "
-              f"sequences of {args.lstm_length}, batch {args.lstm_batch_size}.")
+        print(
+            f"\nLSTM: {units} units, embedding {args.lstm_embedding_dim}, "
+            f"{lstm.count_params():,} parameters; Adam({args.lstm_lr}), "
+            f"sequences of {args.lstm_length}, batch {args.lstm_batch_size}."
+        )
         lstm.compile(
             optimizer=keras.optimizers.Adam(args.lstm_lr, global_clipnorm=1.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         limit = TimeLimit(60 * args.lstm_minutes, max_steps=args.max_steps)
+        sequences = RandomSequences(
+            corpus.train,
+            args.lstm_length,
+            args.lstm_batch_size,
+            args.steps_per_epoch,
+            args.seed,
+        )
+        callbacks, _ = with_checkpoint(args, "lstm", [limit])
         lstm.fit(
-            RandomSequences(corpus.train, args.lstm_length,
-                            args.lstm_batch_size, args.steps_per_epoch,
-                            args.seed),
+            sequences,
             epochs=1_000_000,
-            callbacks=[limit],
+            callbacks=[DataEpoch(sequences)] + callbacks,
             verbose=args.verbose,
         )
         print(f"Trained {limit.steps:,} steps in {limit.elapsed:.0f} s.")
         bits = lstm_test_bits(lstm, test, memory_size, memory_size - 1)
-        results.append(("LSTM", bits,
-                        f"{limit.steps:,} steps, {limit.elapsed:.0f} s"))
+        results.append(
+            ("LSTM", bits, f"{limit.steps:,} steps, {limit.elapsed:.0f} s")
+        )
         lstm_record = {
             "test_bits_per_character": float(bits),
             "units": units,
@@ -636,8 +869,10 @@ def main(argv=None):
         print_row(name, bits, extra)
 
     if "memn2n" in args.models:
-        print("\nCharMemN2N continuations of test prompts "
-              "(ML: greedy, RC: random choice):")
+        print(
+            "\nCharMemN2N continuations of test prompts "
+            "(ML: greedy, RC: random choice):"
+        )
         rng = np.random.default_rng(args.seed)
         text = vocabulary.decode(test)
         starts = rng.integers(memory_size, len(text) - memory_size, 3)
@@ -647,9 +882,12 @@ def main(argv=None):
             start = space + 1 if space >= 0 else start
             prompt = text[max(0, start - memory_size) : start]
             greedy = model.generate(prompt, args.sample_length)
-            sampled = model.generate(prompt, args.sample_length,
-                                     sampler="random",
-                                     seed=args.seed + number)
+            sampled = model.generate(
+                prompt,
+                args.sample_length,
+                sampler="random",
+                seed=args.seed + number,
+            )
             print(f"  prompt: ...{prompt[-60:]!r}")
             print(f"    ML: {greedy!r}")
             print(f"    RC: {sampled!r}")

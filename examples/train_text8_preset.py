@@ -11,8 +11,9 @@ shipped presets were trained (on a GPU, `KERAS_BACKEND=jax`; see their
 
 Split (character offsets of the prefix), as in `text8_benchmark.py`: train
 [0, 10M), validation [10M, 11M), test [11M, end); words seen fewer than 5
-times in training become `<unk>` (`--level char`: text8's 27 characters). Training stops at `--minutes` or when the
-learning rate has been halved below `--min-lr`; the learning rate is halved
+times in training become `<unk>` (`--level char`: text8's 27
+characters). Training stops at `--minutes` or when the learning rate has
+been halved below `--min-lr`; the learning rate is halved
 whenever validation perplexity does not improve, and the weights with the
 best validation perplexity are kept. Test perplexity is measured once, on
 those weights.
@@ -48,7 +49,6 @@ import keras
 import numpy as np
 
 from keras_memnet.datasets import TEXT8_12M_SPLIT
-
 from keras_memnet.datasets import text8
 from keras_memnet.metrics import Perplexity
 from keras_memnet.models import CharMemN2N
@@ -69,25 +69,32 @@ HELDOUT_FILE = "tests/data/text8_heldout_11m_100k.txt.gz"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True,
-                        help="the text8 prefix (text8-head12m.txt.gz)")
+    parser.add_argument(
+        "--data", required=True, help="the text8 prefix (text8-head12m.txt.gz)"
+    )
     parser.add_argument("--level", choices=("word", "char"), default="word")
     parser.add_argument("--minutes", type=float, default=6.0)
     parser.add_argument("--hops", type=int, default=6)
     parser.add_argument("--memory-size", type=int, default=100)
     parser.add_argument("--embedding-dim", type=int, default=150)
-    parser.add_argument("--short-context", action="store_true",
-                        help="pad the first memory_size - 1 inputs of every "
-                        "training row (see make_sequences); CharMemN2N "
-                        "needs it to learn")
+    parser.add_argument(
+        "--short-context",
+        action="store_true",
+        help="pad the first memory_size - 1 inputs of every "
+        "training row (see make_sequences); CharMemN2N "
+        "needs it to learn",
+    )
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--sequence-length", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--optimizer", choices=("adam", "sgd"),
-                        default="adam")
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--clip-norm", type=float, default=1.0,
-                        help="global gradient-norm clip on the mean loss")
+    parser.add_argument(
+        "--clip-norm",
+        type=float,
+        default=1.0,
+        help="global gradient-norm clip on the mean loss",
+    )
     parser.add_argument("--min-lr", type=float, default=1e-5)
     parser.add_argument("--max-epochs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
@@ -95,14 +102,23 @@ def parse_args(argv=None):
     parser.add_argument("--init-weights", default=None)
     parser.add_argument("--save-preset", default=None)
     parser.add_argument("--weights-dtype", default="float16")
-    parser.add_argument("--training-command", default=None,
-                        help="with --init-weights: the command that trained "
-                        "them, recorded in the preset's metadata")
-    parser.add_argument("--training-results", default=None,
-                        help="with --init-weights: the results.json of the "
-                        "run that trained them, recorded in the metadata")
-    parser.add_argument("--fast", action="store_true",
-                        help="tiny slices of the split, one epoch")
+    parser.add_argument(
+        "--training-command",
+        default=None,
+        help="with --init-weights: the command that trained "
+        "them, recorded in the preset's metadata",
+    )
+    parser.add_argument(
+        "--training-results",
+        default=None,
+        help="with --init-weights: the results.json of the "
+        "run that trained them, recorded in the metadata",
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="tiny slices of the split, one epoch",
+    )
     args = parser.parse_args(argv)
     if args.fast:
         args.max_epochs = 1
@@ -130,19 +146,23 @@ def build_model(args, vocabulary):
 
 def make_optimizer(args):
     if args.optimizer == "adam":
-        return keras.optimizers.Adam(
-            args.lr, global_clipnorm=args.clip_norm
-        )
+        return keras.optimizers.Adam(args.lr, global_clipnorm=args.clip_norm)
     return keras.optimizers.SGD(args.lr, global_clipnorm=args.clip_norm)
 
 
 def perplexity(model, arrays, batch_size):
     inputs, targets, weights = arrays
     # The weighted metric leaves out the padding of the last row.
-    return float(model.evaluate(
-        inputs, targets, sample_weight=weights, batch_size=batch_size,
-        verbose=0, return_dict=True,
-    )["perplexity"])
+    return float(
+        model.evaluate(
+            inputs,
+            targets,
+            sample_weight=weights,
+            batch_size=batch_size,
+            verbose=0,
+            return_dict=True,
+        )["perplexity"]
+    )
 
 
 def save_weights(model, directory):
@@ -195,9 +215,11 @@ def round_to_dtype(model, dtype):
 def heldout_slice(path):
     """`HELDOUT_SLICE` of the text8 prefix: the preset test's held-out text."""
     start, end = HELDOUT_SLICE
-    with gzip.open(path, "rb") if path.endswith(".gz") else open(
-        path, "rb"
-    ) as file:
+    with (
+        gzip.open(path, "rb")
+        if path.endswith(".gz")
+        else open(path, "rb") as file
+    ):
         return file.read()[start:end].decode("ascii")
 
 
@@ -238,8 +260,11 @@ def save_preset(model, valid, test, args, results):
             "text8 (Mahoney, 2006: the first 100 MB of cleaned English "
             "Wikipedia), its first 11,999,999 bytes; train bytes [0, 10M), "
             "validation [10M, 11M), test [11M, end)"
-            + ("" if args.level == "char" else
-               "; words seen fewer than 5 times in training are <unk>")
+            + (
+                ""
+                if args.level == "char"
+                else "; words seen fewer than 5 times in training are <unk>"
+            )
         ),
         "license": (
             "The training text is from English Wikipedia, licensed CC "
@@ -253,12 +278,17 @@ def save_preset(model, valid, test, args, results):
         "training": {
             key: results["training_results"].get(key)
             for key in ("settings", "backend", "epochs", "train_tokens")
-        } if results.get("training_results") else None,
+        }
+        if results.get("training_results")
+        else None,
         "figures": figures,
     }
     save_to_preset(
-        model, args.save_preset, overwrite=True,
-        weights_dtype=args.weights_dtype, metadata=metadata,
+        model,
+        args.save_preset,
+        overwrite=True,
+        weights_dtype=args.weights_dtype,
+        metadata=metadata,
     )
     print(json.dumps(figures, indent=1))
 
@@ -307,8 +337,13 @@ def main(argv=None):
     for epoch in range(args.max_epochs if budget > 0 else 0):
         epoch_start = time.monotonic()
         model.fit(
-            train[0], train[1], sample_weight=train[2],
-            batch_size=args.batch_size, epochs=1, shuffle=True, verbose=0,
+            train[0],
+            train[1],
+            sample_weight=train[2],
+            batch_size=args.batch_size,
+            epochs=1,
+            shuffle=True,
+            verbose=0,
         )
         seconds = time.monotonic() - epoch_start
         valid_ppl = perplexity(model, valid, args.batch_size)
@@ -320,16 +355,21 @@ def main(argv=None):
             lr /= 2
             model.optimizer.learning_rate.assign(lr)
         elapsed = time.monotonic() - start
-        results["epochs"].append({
-            "epoch": epoch + 1,
-            "valid_perplexity": valid_ppl,
-            "seconds": elapsed,
-            "train_tokens_per_second": results["train_tokens"] / seconds,
-            "learning_rate": lr,
-        })
-        print(f"epoch {epoch + 1}: valid {valid_ppl:.2f} (best {best:.2f}) "
-              f"{results['train_tokens'] / seconds:,.0f} tokens/s "
-              f"lr {lr:.2g} at {elapsed:.0f} s", flush=True)
+        results["epochs"].append(
+            {
+                "epoch": epoch + 1,
+                "valid_perplexity": valid_ppl,
+                "seconds": elapsed,
+                "train_tokens_per_second": results["train_tokens"] / seconds,
+                "learning_rate": lr,
+            }
+        )
+        print(
+            f"epoch {epoch + 1}: valid {valid_ppl:.2f} (best {best:.2f}) "
+            f"{results['train_tokens'] / seconds:,.0f} tokens/s "
+            f"lr {lr:.2g} at {elapsed:.0f} s",
+            flush=True,
+        )
         with open(results_path, "w") as file:
             json.dump(results, file, indent=1)
         # Stop before an epoch that would overrun the budget.
@@ -342,13 +382,17 @@ def main(argv=None):
     results["valid_perplexity"] = perplexity(model, valid, args.batch_size)
     results["test_perplexity"] = perplexity(model, test, args.batch_size)
     results["test_bits_per_token"] = math.log2(results["test_perplexity"])
-    print(f"best weights: valid {results['valid_perplexity']:.3f}, "
-          f"test {results['test_perplexity']:.3f} "
-          f"({results['test_bits_per_token']:.3f} bits per token)", flush=True)
+    print(
+        f"best weights: valid {results['valid_perplexity']:.3f}, "
+        f"test {results['test_perplexity']:.3f} "
+        f"({results['test_bits_per_token']:.3f} bits per token)",
+        flush=True,
+    )
     with open(results_path, "w") as file:
         json.dump(results, file, indent=1)
     if args.save_preset:
         save_preset(model, valid, test, args, results)
+
 
 if __name__ == "__main__":
     main()

@@ -22,8 +22,12 @@ from keras_memnet.saving import load_model
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--chunk", type=int, default=4096,
-                        help="windows scored at once (bounds memory)")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=4096,
+        help="windows scored at once (bounds memory)",
+    )
     args = parser.parse_args(argv)
 
     corpus = text8_sample(split="study512k")
@@ -36,9 +40,7 @@ def main(argv=None):
     nll, unseen_mass = [], []
     for start in range(0, len(targets), args.chunk):
         stop = min(start + args.chunk, len(targets))
-        contexts = np.stack(
-            [test[i : i + memory] for i in range(start, stop)]
-        )
+        contexts = np.stack([test[i : i + memory] for i in range(start, stop)])
         logits = model.predict(contexts, batch_size=512, verbose=0)
         logits = logits - logits.max(-1, keepdims=True)
         log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
@@ -47,11 +49,15 @@ def main(argv=None):
     nll, unseen_mass = np.concatenate(nll), np.concatenate(unseen_mass)
     unseen = ~seen[targets]
     print(f"test perplexity                 {np.exp(nll.mean()):10.1f}")
-    print(f"test tokens unseen in training  {unseen.mean():10.1%} "
-          f"({len(set(targets[unseen].tolist())):,} types)")
+    print(
+        f"test tokens unseen in training  {unseen.mean():10.1%} "
+        f"({len(set(targets[unseen].tolist())):,} types)"
+    )
     print(f"model's mass on unseen types    {unseen_mass.mean():10.1%}")
     print(f"mean NLL of unseen tokens       {nll[unseen].mean():10.2f} nats")
-    print(f"perplexity on seen tokens       {np.exp(nll[~unseen].mean()):10.1f}")
+    print(
+        f"perplexity on seen tokens       {np.exp(nll[~unseen].mean()):10.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ PROTOCOLS = {
     "text8": ("standard", 100),
 }
 SAMPLERS = ("greedy", "random", "top_k", "top_p", "beam")
+# "none" is one device; the others are keras_memnet.distribution's modes.
+DISTRIBUTE_CHOICES = ("none", "data-parallel")
 
 
 def build_parser():
@@ -133,6 +135,17 @@ def build_parser():
         "one (else start afresh): rerun the same command after a crash",
     )
     train.add_argument(
+        "--distribute",
+        choices=DISTRIBUTE_CHOICES,
+        default="none",
+        help="data-parallel: train on every device (all GPUs, or all CPU "
+        "devices without one) with the backend's engine: JAX's "
+        "keras.distribution.DataParallel, TensorFlow's MirroredStrategy "
+        "(MultiWorkerMirroredStrategy when TF_CONFIG names several "
+        "workers); not on PyTorch. --batch-size is then the global batch, "
+        "a multiple of the number of devices. (default: none, one device)",
+    )
+    train.add_argument(
         "--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)"
     )
 
@@ -202,25 +215,33 @@ def check_train_arguments(args):
     from keras_memnet.recipes.train_memn2n_lm import check_checkpoint_dir
     from keras_memnet.utils.arguments import check_float
     from keras_memnet.utils.arguments import check_int
+    from keras_memnet.utils.arguments import check_one_of
 
+    check_one_of("--distribute", args.distribute, DISTRIBUTE_CHOICES)
     for name in ("hops", "embedding_dim", "epochs", "batch_size"):
         check_int(_flag(name), getattr(args, name), minimum=1)
     for name in ("memory_size", "sequence_length"):
         # `None` is the default: the protocol's or the recipe's.
-        check_int(_flag(name), getattr(args, name), minimum=1,
-                  allow_none=True)
+        check_int(_flag(name), getattr(args, name), minimum=1, allow_none=True)
     check_int("--patience", args.patience, minimum=0)
     check_int("--verbose", args.verbose, minimum=0, maximum=2)
-    check_float("--dropout", args.dropout, minimum=0, maximum=1,
-                max_inclusive=False)
-    check_float("--lr", args.lr, minimum=0, min_inclusive=False,
-                allow_none=True)
-    check_float("--weight-decay", args.weight_decay, minimum=0,
-                allow_none=True)
+    check_float(
+        "--dropout", args.dropout, minimum=0, maximum=1, max_inclusive=False
+    )
+    check_float(
+        "--lr", args.lr, minimum=0, min_inclusive=False, allow_none=True
+    )
+    check_float("--weight-decay", args.weight_decay, minimum=0, allow_none=True)
     if args.sequence_length is not None and args.form == "window":
         raise ValueError("--sequence-length applies only to --form sequence.")
     if args.data is not None and not os.path.isfile(args.data):
         raise ValueError(f"No file at --data {args.data!r}.")
+    if args.distribute != "none":
+        from keras_memnet.distribution import data_parallel_engine
+
+        # Fails at once on PyTorch; a multi-worker strategy is best made
+        # before TensorFlow runs anything.
+        data_parallel_engine()
     check_output_path(args.output)
     if args.resume and args.checkpoint_dir is None:
         raise ValueError("--resume needs --checkpoint-dir.")
@@ -327,6 +348,7 @@ def train(args):
         verbose=args.verbose,
         checkpoint_dir=args.checkpoint_dir,
         resume=args.resume,
+        distribute=None if args.distribute == "none" else args.distribute,
     )
     model = run["model"]
 
@@ -369,7 +391,9 @@ def generate(args):
             num_beams=args.num_beams,
             seed=args.seed,
         )
-        label = f"{sampler} ({labels[sampler]})" if sampler in labels else sampler
+        label = (
+            f"{sampler} ({labels[sampler]})" if sampler in labels else sampler
+        )
         print(f"  {label:<12} {text}")
     return 0
 
@@ -415,8 +439,10 @@ def presets(args):
             )
         else:
             shown = "configuration only, no weights"
-        print(f"{name:<22} {metadata.get('parameter_count', 0):>11,} "
-              f"parameters  {shown}")
+        print(
+            f"{name:<22} {metadata.get('parameter_count', 0):>11,} "
+            f"parameters  {shown}"
+        )
         print(f"    {metadata.get('description', '')}")
     return 0
 
@@ -440,8 +466,9 @@ def main(argv=None):
         return 2
     except NonFiniteTrainingError as error:
         # Nothing is saved: a NaN model must not replace a good file.
-        print(f"keras-memnet: error: {error} Nothing was saved.",
-              file=sys.stderr)
+        print(
+            f"keras-memnet: error: {error} Nothing was saved.", file=sys.stderr
+        )
         return 1
 
 

@@ -31,8 +31,7 @@ def load_model(filepath, compile=True):
     from keras_memnet.models import MemN2NLM
     from keras_memnet.saving import load_model
 
-    model = MemN2NLM(vocabulary_size=20, hops=1, memory_size=4,
-                     embedding_dim=8)
+    model = MemN2NLM(vocabulary_size=20, hops=1, memory_size=4, embedding_dim=8)
     model.build((None, 4))
     model.save("/tmp/tiny.keras")
     restored = load_model("/tmp/tiny.keras")
@@ -52,8 +51,9 @@ def load_model(filepath, compile=True):
         ) from None
     registered_name = config.get("registered_name") or ""
     if not registered_name.startswith(PACKAGE_PREFIX):
+        name = registered_name or config.get("class_name")
         raise ValueError(
-            f"{filepath!r} holds a {registered_name or config.get('class_name')!r}"
+            f"{filepath!r} holds a {name!r}"
             ", not a keras-memnet model. Load it with "
             "`keras.saving.load_model` instead."
         )

@@ -5,6 +5,13 @@ outside the repository, in `../shared/data/` beside a development checkout,
 or wherever `KERAS_MEMNET_TEST_DATA` points. A user's clone has neither, so
 tests that need such a file skip with a reason that names it; every other
 test builds its own small files.
+
+The suite runs on every Keras backend (`KERAS_BACKEND=tensorflow`, `jax`,
+`torch`; `.ci/run` runs all three). Tests marked `tensorflow_only` need
+TensorFlow as the backend (SavedModel export, `tf.GradientTape`,
+`tf.distribute`) and are skipped on the others, with a reason. The
+package's `tf.data` pipelines feed every backend, so their tests run
+everywhere.
 """
 
 import gzip
@@ -12,10 +19,25 @@ import importlib.resources
 import os
 from pathlib import Path
 
+import keras
 import pytest
 
 DATA_DIR_VARIABLE = "KERAS_MEMNET_TEST_DATA"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips the `tensorflow_only` tests on the other backends."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(
+        reason=f"tensorflow_only: needs the TensorFlow backend (SavedModel, "
+        f"tf.GradientTape or tf.distribute); KERAS_BACKEND is {backend!r}"
+    )
+    for item in items:
+        if "tensorflow_only" in item.keywords:
+            item.add_marker(skip)
 
 
 def external_data_dir():

@@ -1,14 +1,24 @@
-"""A small `train_memn2n_lm` run that can SIGKILL itself, for resume tests.
+"""Training runs that SIGKILL themselves, for resume tests.
 
 python fault_injection_worker.py CHECKPOINT_DIR OUTPUT.npz [EPOCH BATCH]
 
-Trains with `checkpoint_dir=CHECKPOINT_DIR, resume=True` and writes the
-final weights and the learning rates of the history to OUTPUT.npz. With
-EPOCH and BATCH (1-based) it kills itself with SIGKILL after that batch,
-as a crash would, unless CHECKPOINT_DIR/killed exists (the restart).
+Trains a small `train_memn2n_lm` run with `checkpoint_dir=CHECKPOINT_DIR,
+resume=True` and writes the final weights and the learning rates of the
+history to OUTPUT.npz. With EPOCH and BATCH (1-based) it kills itself with
+SIGKILL after that batch, as a crash would, unless CHECKPOINT_DIR/../killed
+exists (the restart).
+
+python fault_injection_worker.py script MARKER_DIR KILLS SCRIPT [ARGS...]
+
+Runs the Python script SCRIPT with ARGS as `__main__`, every `fit` in it
+given a `KillAt` callback. KILLS is `EPOCH:BATCH[,EPOCH:BATCH...]` (or
+`-` for none): each run kills itself at the first of those points whose
+marker file (MARKER_DIR/killed_EPOCH_BATCH) does not exist yet, so running
+the same command again resumes and meets the next point.
 """
 
 import os
+import runpy
 import signal
 import sys
 
@@ -39,6 +49,37 @@ class KillAt(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def run_script(marker_dir, kills, script, *args):
+    points = (
+        []
+        if kills == "-"
+        else [
+            tuple(int(part) for part in point.split(":"))
+            for point in kills.split(",")
+        ]
+    )
+    pending = [
+        (epoch, batch)
+        for epoch, batch in points
+        if not os.path.exists(
+            os.path.join(marker_dir, f"killed_{epoch}_{batch}")
+        )
+    ]
+    if pending:
+        epoch, batch = pending[0]
+        marker = os.path.join(marker_dir, f"killed_{epoch}_{batch}")
+        fit = keras.Model.fit
+
+        def fit_that_dies(self, *fit_args, callbacks=None, **kwargs):
+            callbacks = list(callbacks or []) + [KillAt(marker, epoch, batch)]
+            return fit(self, *fit_args, callbacks=callbacks, **kwargs)
+
+        # Subclasses' `fit` (MemN2NLM's) end in this one.
+        keras.Model.fit = fit_that_dies
+    sys.argv = [script, *args]
+    runpy.run_path(script, run_name="__main__")
+
+
 def tiny_corpus():
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(20)]
@@ -57,10 +98,20 @@ def main(checkpoint_dir, output, kill_epoch=None, kill_batch=None):
     # a few epochs, so that the annealing fires.
     recipe = MemN2NLMRecipe(batch_size=8, sequence_length=8, learning_rate=8.0)
     run = train_memn2n_lm(
-        tiny_corpus(), hops=2, memory_size=6, embedding_dim=12, dropout=DROPOUT,
-        recipe=recipe, epochs=EPOCHS, patience=EPOCHS, seed=3,
-        callbacks=callbacks, evaluate=("valid",), verbose=0,
-        checkpoint_dir=checkpoint_dir, resume=True,
+        tiny_corpus(),
+        hops=2,
+        memory_size=6,
+        embedding_dim=12,
+        dropout=DROPOUT,
+        recipe=recipe,
+        epochs=EPOCHS,
+        patience=EPOCHS,
+        seed=3,
+        callbacks=callbacks,
+        evaluate=("valid",),
+        verbose=0,
+        checkpoint_dir=checkpoint_dir,
+        resume=True,
     )
     np.savez(
         output,
@@ -70,4 +121,7 @@ def main(checkpoint_dir, output, kill_epoch=None, kill_batch=None):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1] == "script":
+        run_script(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

@@ -1,5 +1,4 @@
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -23,7 +22,10 @@ def log_softmax(x):
 
 def numpy_log_probs(layer, hidden):
     """Grave et al.'s adaptive softmax written out in NumPy."""
-    weight = lambda w: None if w is None else keras.ops.convert_to_numpy(w)
+
+    def weight(w):
+        return None if w is None else keras.ops.convert_to_numpy(w)
+
     head = hidden @ weight(layer.head_kernel)
     if layer.use_bias:
         head = head + weight(layer.head_bias)
@@ -49,16 +51,17 @@ def make_layer(**kwargs):
 
 
 def random_hidden(batch=12, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, DIM)).astype(
-        "float32"
+    return (
+        np.random.default_rng(seed).normal(size=(batch, DIM)).astype("float32")
     )
 
 
 @pytest.mark.parametrize("use_bias", [False, True])
 @pytest.mark.parametrize("cutoffs", [[8, 20], [1], [39], [5, 6, 30]])
 def test_log_probs_match_numpy_and_are_normalised(cutoffs, use_bias):
-    layer = make_layer(cutoffs=cutoffs, use_bias=use_bias,
-                       bias_initializer="random_normal")
+    layer = make_layer(
+        cutoffs=cutoffs, use_bias=use_bias, bias_initializer="random_normal"
+    )
     hidden = random_hidden()
     log_probs = keras.ops.convert_to_numpy(layer(hidden))
     assert log_probs.shape == (12, VOCAB) and log_probs.dtype == np.float32
@@ -174,8 +177,12 @@ MEMORY = 6
 
 def adaptive_model(**kwargs):
     config = dict(
-        vocabulary_size=VOCAB, hops=2, memory_size=MEMORY, embedding_dim=DIM,
-        output="adaptive", adaptive_cutoffs=CUTOFFS,
+        vocabulary_size=VOCAB,
+        hops=2,
+        memory_size=MEMORY,
+        embedding_dim=DIM,
+        output="adaptive",
+        adaptive_cutoffs=CUTOFFS,
     )
     config.update(kwargs)
     model = MemN2NLM(**config)
@@ -229,12 +236,15 @@ def test_fit_uses_the_fast_loss_with_the_same_updates(tying, jit_compile):
         model.set_weights(weights)
         calls = []
         original = model.output_projection.negative_log_likelihood
-        model.output_projection.negative_log_likelihood = (
-            lambda *args: calls.append(1) or original(*args)
+        model.output_projection.negative_log_likelihood = lambda *args: (
+            calls.append(1) or original(*args)
         )
         # The model's default on TensorFlow is XLA; check graphs as well.
-        model.compile(optimizer=keras.optimizers.SGD(2.0), loss=loss,
-                      jit_compile=jit_compile)
+        model.compile(
+            optimizer=keras.optimizers.SGD(2.0),
+            loss=loss,
+            jit_compile=jit_compile,
+        )
         history = model.fit(
             ids, targets, batch_size=64, epochs=1, shuffle=False, verbose=0
         )
@@ -262,8 +272,9 @@ def test_fast_loss_with_a_partial_last_batch():
         model = adaptive_model()
         model.set_weights(weights)
         model.compile(optimizer=keras.optimizers.SGD(1.0), loss=loss)
-        model.fit(ids, targets, batch_size=32, epochs=1, shuffle=False,
-                  verbose=0)
+        model.fit(
+            ids, targets, batch_size=32, epochs=1, shuffle=False, verbose=0
+        )
         updated[name] = model.get_weights()
     for fast, full in zip(updated["fast"], updated["full"]):
         np.testing.assert_allclose(fast, full, rtol=1e-4, atol=1e-6)
@@ -293,7 +304,9 @@ def test_adaptive_model_fit_reduces_loss_and_generates():
     model.compile(
         optimizer=keras.optimizers.Adam(0.02),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=False,  # Faster to compile for a test this small.
+        # XLA compiles slowly on TensorFlow for a test this small, but JAX
+        # without jit runs op by op, far slower.
+        jit_compile=keras.config.backend() == "jax",
     )
     ids, targets = copy_task(512)
     history = model.fit(ids, targets, epochs=12, batch_size=64, verbose=0)
@@ -313,7 +326,7 @@ def test_mixed_bfloat16_keeps_float32_log_probs_without_nans():
         model.compile(
             optimizer=keras.optimizers.SGD(0.5),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=False,
+            jit_compile=keras.config.backend() == "jax",  # As above.
         )
         ids, targets = copy_task(256)
         history = model.fit(ids, targets, epochs=5, batch_size=32, verbose=0)
@@ -352,7 +365,8 @@ def test_keras_round_trip_in_a_new_process_is_exact(tmp_path):
     words = " ".join(f"w{i % 23}" for i in range(400))
     vocabulary = WordVocabulary.from_text(words)
     model = adaptive_model(
-        vocabulary_size=vocabulary.size, vocabulary=vocabulary,
+        vocabulary_size=vocabulary.size,
+        vocabulary=vocabulary,
         adaptive_cutoffs=[4, 12],
     )
     model.compile(
@@ -382,55 +396,6 @@ def test_keras_round_trip_in_a_new_process_is_exact(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == model.generate("w1 w2 w3", max_length=3)
-
-
-BACKEND_CHECK = """
-import keras, numpy as np
-from keras_memnet.layers import AdaptiveSoftmax
-from keras_memnet.models import MemN2NLM
-V, D = 40, 16
-layer = AdaptiveSoftmax(V, [8, 20], tail_dim_factor=2)
-rng = np.random.default_rng(0)
-for batch in (1, 9, 64):
-    hidden = rng.normal(size=(batch, D)).astype("float32")
-    targets = rng.integers(0, V, batch)
-    log_probs = keras.ops.convert_to_numpy(layer(hidden))
-    np.testing.assert_allclose(np.exp(log_probs).sum(-1), 1.0, rtol=1e-5)
-    nll = keras.ops.convert_to_numpy(
-        layer.negative_log_likelihood(hidden, targets))
-    np.testing.assert_allclose(
-        nll, -log_probs[np.arange(batch), targets], rtol=1e-5, atol=1e-5)
-ids = rng.integers(1, V, (64, 6))
-targets = ids[:, -2].copy()
-targets[:20] = np.arange(20, 40)
-updated = {}
-for name, loss in (
-    ("fast", keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
-    ("full", lambda y, p: keras.losses.sparse_categorical_crossentropy(
-        y, p, from_logits=True)),
-):
-    keras.utils.set_random_seed(1)
-    model = MemN2NLM(V, hops=2, memory_size=6, embedding_dim=D,
-                     output="adaptive", adaptive_cutoffs=[8, 20])
-    model.compile(optimizer=keras.optimizers.SGD(2.0), loss=loss)
-    model.fit(ids, targets, batch_size=64, epochs=1, shuffle=False, verbose=0)
-    updated[name] = model.get_weights()
-for fast, full in zip(updated["fast"], updated["full"]):
-    np.testing.assert_allclose(fast, full, rtol=1e-4, atol=1e-6)
-print("adaptive softmax backend check passed:", keras.config.backend())
-"""
-
-
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_fast_loss_and_normalisation_on_other_backends(backend):
-    pytest.importorskip(backend)
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    result = subprocess.run(
-        [sys.executable, "-c", BACKEND_CHECK], env=env, capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"backend check passed: {backend}" in result.stdout
 
 
 def test_compile_defaults_to_xla_on_tensorflow_and_survives_loading(tmp_path):

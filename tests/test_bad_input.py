@@ -29,8 +29,9 @@ MEMORY_SIZE = 4
 def tiny_model():
     from keras_memnet.models import MemN2NLM
 
-    model = MemN2NLM(VOCABULARY_SIZE, hops=1, memory_size=MEMORY_SIZE,
-                     embedding_dim=8)
+    model = MemN2NLM(
+        VOCABULARY_SIZE, hops=1, memory_size=MEMORY_SIZE, embedding_dim=8
+    )
     model.build((None, MEMORY_SIZE))
     return model
 
@@ -45,9 +46,8 @@ def damaged_keras_file(directory):
     data = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo("model.weights.h5")
-    start = (info.header_offset + 30 + len(info.filename) + len(info.extra)
-             + 200)
-    data[start:start + 64] = b"\xff" * 64
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+    data[start : start + 64] = b"\xff" * 64
     path.write_bytes(bytes(data))
     return path
 
@@ -77,6 +77,52 @@ def as_dataset(x, y):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
 
 
+def batches(x, y):
+    """`(x, y)` in batches of two from a Python generator."""
+    return ((x[i : i + 2], y[i : i + 2]) for i in range(0, len(x), 2))
+
+
+class Batches(keras.utils.PyDataset):
+    """`(x, y)` in batches of two, as a `keras.utils.PyDataset`."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x) // 2
+
+    def __getitem__(self, index):
+        return self.x[2 * index : 2 * index + 2], self.y[
+            2 * index : 2 * index + 2
+        ]
+
+
+def tiny_translator():
+    from keras_memnet.datasets.sentence_pairs import build_vocabularies
+    from keras_memnet.models import Seq2SeqTranslator
+
+    pairs = [("i am here", "je suis ici"), ("you are here", "tu es ici")]
+    model = Seq2SeqTranslator(
+        *build_vocabularies(pairs), embedding_dim=8, units=8, num_layers=1
+    )
+    model(model.encode_pairs(pairs)[0])
+    return model
+
+
+def pairs_file(name, content):
+    def make(directory):
+        (directory / name).write_bytes(content)
+
+    return make
+
+
+def load_pairs(name):
+    from keras_memnet.datasets.sentence_pairs import load_sentence_pairs
+
+    return lambda tmp: load_sentence_pairs(tmp / name)
+
+
 def train_memn2n_lm_into(directory):
     from keras_memnet.datasets import Corpus
     from keras_memnet.recipes import train_memn2n_lm
@@ -85,8 +131,9 @@ def train_memn2n_lm_into(directory):
     vocabulary = WordVocabulary.from_text("a b c d e")
     tokens = vocabulary.encode("a b c d e " * 20)
     corpus = Corpus(tokens, tokens, tokens, vocabulary)
-    train_memn2n_lm(corpus, checkpoint_dir=directory / "checkpoint",
-                    epochs=1, verbose=0)
+    train_memn2n_lm(
+        corpus, checkpoint_dir=directory / "checkpoint", epochs=1, verbose=0
+    )
 
 
 # (what is tried, how: a list of command-line arguments, or a function of
@@ -102,66 +149,168 @@ CASES = [
     ("train --lr nan", ["train", "--lr", "nan"]),
     ("train --batch-size 0", ["train", "--batch-size", "0"]),
     ("train --verbose 7", ["train", "--verbose", "7"]),
-    ("train --form window --sequence-length 4",
-     ["train", "--form", "window", "--sequence-length", "4"]),
+    (
+        "train --form window --sequence-length 4",
+        ["train", "--form", "window", "--sequence-length", "4"],
+    ),
     ("train --output m.h5", ["train", "--output", "m.h5"]),
-    ("train --output missing_dir/x.keras",
-     ["train", "--output", "{tmp}/missing_dir/x.keras"]),
-    ("train --output an existing directory named x.keras",
-     ["train", "--output", "{tmp}/x.keras"],
-     lambda tmp: (tmp / "x.keras").mkdir()),
+    (
+        "train --output missing_dir/x.keras",
+        ["train", "--output", "{tmp}/missing_dir/x.keras"],
+    ),
+    (
+        "train --output an existing directory named x.keras",
+        ["train", "--output", "{tmp}/x.keras"],
+        lambda tmp: (tmp / "x.keras").mkdir(),
+    ),
     ("train --data /nonexistent", ["train", "--data", "{tmp}/nonexistent"]),
     ("train --resume without --checkpoint-dir", ["train", "--resume"]),
-    ("train --checkpoint-dir a file",
-     ["train", "--checkpoint-dir", "{tmp}/file"],
-     lambda tmp: (tmp / "file").write_text("x")),
-    ("train --checkpoint-dir holding a checkpoint, without --resume",
-     ["train", "--checkpoint-dir", "{tmp}/checkpoint"], checkpoint_dir),
-    ("generate --model a damaged .keras file",
-     ["generate", "--model", "{tmp}/model.keras", "--prompt", "a"],
-     damaged_keras_file),
-    ("generate --model a text file",
-     ["generate", "--model", "{tmp}/notes.keras", "--prompt", "a"],
-     lambda tmp: (tmp / "notes.keras").write_text("hello")),
-    ("generate --sampler top_k --top-k 1000 (vocabulary of 20)",
-     ["generate", "--model", "{tmp}/model.keras", "--prompt", "1 2",
-      "--sampler", "top_k", "--top-k", "1000"], saved_model),
-    ("generate --max-length 1000000000000",
-     ["generate", "--model", "{tmp}/model.keras", "--prompt", "1 2",
-      "--max-length", str(10**12)], saved_model),
-    ("evaluate --data /nonexistent",
-     ["evaluate", "--preset", "char_memn2n_text8", "--data",
-      "{tmp}/nonexistent"]),
-    ("MemN2NLM.fit: an id >= vocabulary_size (NumPy)",
-     lambda tmp: fit(ids(high=VOCABULARY_SIZE + 5) + 5, ids()[:, 0])),
-    ("MemN2NLM.fit: a negative id (tensor)",
-     lambda tmp: fit(keras.ops.convert_to_tensor(-ids()), ids()[:, 0])),
-    ("MemN2NLM.fit: an id >= vocabulary_size (tf.data)",
-     lambda tmp: fit(as_dataset(ids() + VOCABULARY_SIZE, ids()[:, 0]), None)),
-    ("MemN2NLM.fit: float ids",
-     lambda tmp: fit(ids().astype("float32"), ids()[:, 0])),
-    ("MemN2NLM.fit: float ids (tf.data)",
-     lambda tmp: fit(as_dataset(ids().astype("float32"), ids()[:, 0]),
-                     None)),
-    ("MemN2NLM.fit: a target >= vocabulary_size (NumPy)",
-     lambda tmp: fit(ids(), ids()[:, 0] + VOCABULARY_SIZE)),
-    ("MemN2NLM.fit: a target >= vocabulary_size (tf.data)",
-     lambda tmp: fit(as_dataset(ids(), ids()[:, 0] + VOCABULARY_SIZE),
-                     None)),
-    ("MemN2NLM.fit: targets 0.5",
-     lambda tmp: fit(ids(), np.full((4,), 0.5))),
-    ("MemN2NLM.predict: an id >= vocabulary_size (tensor)",
-     lambda tmp: tiny_model().predict(
-         keras.ops.convert_to_tensor(ids() + VOCABULARY_SIZE), verbose=0)),
-    ("MemN2NLM.generate(top_k=1000) with a vocabulary of 20",
-     lambda tmp: tiny_model().generate(
-         np.array([1, 2]), 2, sampler="top_k", top_k=1000)),
-    ("MemN2NLM.generate(max_length=10**12)",
-     lambda tmp: tiny_model().generate(np.array([1, 2]), 10**12)),
-    ("keras_memnet.saving.load_model: a damaged model.weights.h5",
-     lambda tmp: load_model(tmp / "model.keras"), damaged_keras_file),
-    ("train_memn2n_lm: checkpoint_dir holding a checkpoint, resume=False",
-     train_memn2n_lm_into, checkpoint_dir),
+    (
+        "train --checkpoint-dir a file",
+        ["train", "--checkpoint-dir", "{tmp}/file"],
+        lambda tmp: (tmp / "file").write_text("x"),
+    ),
+    (
+        "train --checkpoint-dir holding a checkpoint, without --resume",
+        ["train", "--checkpoint-dir", "{tmp}/checkpoint"],
+        checkpoint_dir,
+    ),
+    (
+        "generate --model a damaged .keras file",
+        ["generate", "--model", "{tmp}/model.keras", "--prompt", "a"],
+        damaged_keras_file,
+    ),
+    (
+        "generate --model a text file",
+        ["generate", "--model", "{tmp}/notes.keras", "--prompt", "a"],
+        lambda tmp: (tmp / "notes.keras").write_text("hello"),
+    ),
+    (
+        "generate --sampler top_k --top-k 1000 (vocabulary of 20)",
+        [
+            "generate",
+            "--model",
+            "{tmp}/model.keras",
+            "--prompt",
+            "1 2",
+            "--sampler",
+            "top_k",
+            "--top-k",
+            "1000",
+        ],
+        saved_model,
+    ),
+    (
+        "generate --max-length 1000000000000",
+        [
+            "generate",
+            "--model",
+            "{tmp}/model.keras",
+            "--prompt",
+            "1 2",
+            "--max-length",
+            str(10**12),
+        ],
+        saved_model,
+    ),
+    (
+        "evaluate --data /nonexistent",
+        [
+            "evaluate",
+            "--preset",
+            "char_memn2n_text8",
+            "--data",
+            "{tmp}/nonexistent",
+        ],
+    ),
+    (
+        "MemN2NLM.fit: an id >= vocabulary_size (NumPy)",
+        lambda tmp: fit(ids(high=VOCABULARY_SIZE + 5) + 5, ids()[:, 0]),
+    ),
+    (
+        "MemN2NLM.fit: a negative id (tensor)",
+        lambda tmp: fit(keras.ops.convert_to_tensor(-ids()), ids()[:, 0]),
+    ),
+    (
+        "MemN2NLM.fit: an id >= vocabulary_size (tf.data)",
+        lambda tmp: fit(as_dataset(ids() + VOCABULARY_SIZE, ids()[:, 0]), None),
+    ),
+    (
+        "MemN2NLM.fit: float ids",
+        lambda tmp: fit(ids().astype("float32"), ids()[:, 0]),
+    ),
+    (
+        "MemN2NLM.fit: float ids (tf.data)",
+        lambda tmp: fit(as_dataset(ids().astype("float32"), ids()[:, 0]), None),
+    ),
+    (
+        "MemN2NLM.fit: a target >= vocabulary_size (NumPy)",
+        lambda tmp: fit(ids(), ids()[:, 0] + VOCABULARY_SIZE),
+    ),
+    (
+        "MemN2NLM.fit: a target >= vocabulary_size (tf.data)",
+        lambda tmp: fit(as_dataset(ids(), ids()[:, 0] + VOCABULARY_SIZE), None),
+    ),
+    (
+        "MemN2NLM.fit: float ids (Python generator)",
+        lambda tmp: fit(batches(ids().astype("float32"), ids()[:, 0]), None),
+    ),
+    (
+        "MemN2NLM.fit: an id >= vocabulary_size (keras.utils.PyDataset)",
+        lambda tmp: fit(Batches(ids() + VOCABULARY_SIZE, ids()[:, 0]), None),
+    ),
+    (
+        "MemN2NLM.fit: a target >= vocabulary_size (Python generator)",
+        lambda tmp: fit(batches(ids(), ids()[:, 0] + VOCABULARY_SIZE), None),
+    ),
+    ("MemN2NLM.fit: targets 0.5", lambda tmp: fit(ids(), np.full((4,), 0.5))),
+    (
+        "MemN2NLM.predict: an id >= vocabulary_size (tensor)",
+        lambda tmp: tiny_model().predict(
+            keras.ops.convert_to_tensor(ids() + VOCABULARY_SIZE), verbose=0
+        ),
+    ),
+    (
+        "MemN2NLM.generate(top_k=1000) with a vocabulary of 20",
+        lambda tmp: tiny_model().generate(
+            np.array([1, 2]), 2, sampler="top_k", top_k=1000
+        ),
+    ),
+    (
+        "MemN2NLM.generate(max_length=10**12)",
+        lambda tmp: tiny_model().generate(np.array([1, 2]), 10**12),
+    ),
+    (
+        "keras_memnet.saving.load_model: a damaged model.weights.h5",
+        lambda tmp: load_model(tmp / "model.keras"),
+        damaged_keras_file,
+    ),
+    (
+        "train_memn2n_lm: checkpoint_dir holding a checkpoint, resume=False",
+        train_memn2n_lm_into,
+        checkpoint_dir,
+    ),
+    (
+        "Seq2SeqTranslator.translate([]) (an empty source list)",
+        lambda tmp: tiny_translator().translate([]),
+    ),
+    (
+        "Seq2SeqTranslator.translate: a source made only of unknown words",
+        lambda tmp: tiny_translator().translate(["i am here", "zorg blix"]),
+    ),
+    (
+        "load_sentence_pairs: a line without a tab",
+        load_pairs("pairs.txt"),
+        pairs_file("pairs.txt", b"go\tva\nhello bonjour\n"),
+    ),
+    (
+        "load_sentence_pairs: a file that is not UTF-8 (Latin-1)",
+        load_pairs("pairs.txt"),
+        pairs_file(
+            "pairs.txt",
+            "go\tva\nhe ran\til a couru\ncafe\tcaf\u00e9\n".encode("latin-1"),
+        ),
+    ),
 ]
 
 
@@ -169,7 +318,8 @@ def snapshot(directory):
     return {
         str(path.relative_to(directory)): (
             hashlib.sha1(path.read_bytes()).hexdigest()
-            if path.is_file() else "dir"
+            if path.is_file()
+            else "dir"
         )
         for path in sorted(directory.rglob("*"))
     }
@@ -203,13 +353,15 @@ def test_every_bad_input_fails_clearly_and_changes_nothing(
         message = try_case(how, directory, capsys)
         after = snapshot(directory)
         changed = sorted(
-            name for name in set(before) | set(after)
+            name
+            for name in set(before) | set(after)
             if before.get(name) != after.get(name)
         )
         message = " ".join(message.replace(str(directory), "<dir>").split())
         assert "Traceback" not in message, (what, message)
-        rows.append((number, what, message,
-                     f"yes: {changed}" if changed else "no"))
+        rows.append(
+            (number, what, message, f"yes: {changed}" if changed else "no")
+        )
     # Every bad input is refused before anything is written.
     assert all(row[3] == "no" for row in rows), rows
     table = render(rows)

@@ -1,8 +1,8 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
-
-import warnings
 
 from keras_memnet.callbacks import GradientNormClipping
 from keras_memnet.callbacks import NaNGuard
@@ -48,7 +48,8 @@ def test_norm_of_embedding_gradients_counts_repeated_rows(jit_compile):
         ]
     )
     model.compile(
-        optimizer=keras.optimizers.SGD(0.1), loss="mse",
+        optimizer=keras.optimizers.SGD(0.1),
+        loss="mse",
         jit_compile=jit_compile,
     )
     ids = np.array([[1, 1, 3]], dtype="int32")
@@ -61,8 +62,9 @@ def test_norm_of_embedding_gradients_counts_repeated_rows(jit_compile):
     dense_gradient = np.zeros((5, 2), dtype="float32")
     dense_gradient[1], dense_gradient[3] = -2.0, -1.0
     norm = np.linalg.norm(dense_gradient)
-    np.testing.assert_allclose(history.history["gradient_norm"], [norm],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        history.history["gradient_norm"], [norm], rtol=1e-5
+    )
     embeddings = keras.ops.convert_to_numpy(model.layers[0].embeddings)
     np.testing.assert_allclose(
         embeddings, -0.1 * dense_gradient / norm, rtol=1e-5, atol=1e-7
@@ -87,7 +89,10 @@ def test_nan_gradients_show_in_the_logs():
     model = linear_model()
     x = np.array([[np.nan, 1.0, 1.0]], dtype="float32")
     history = model.fit(
-        x, np.ones((1, 1)), epochs=1, verbose=0,
+        x,
+        np.ones((1, 1)),
+        epochs=1,
+        verbose=0,
         callbacks=[GradientNormClipping(1.0)],
     )
     assert np.isnan(history.history["gradient_norm"][0])
@@ -97,7 +102,9 @@ def test_refuses_a_second_clipping_setting():
     model = linear_model(global_clipnorm=1.0)
     with pytest.raises(ValueError, match="global_clipnorm"):
         model.fit(
-            np.ones((2, 3)), np.ones((2, 1)), verbose=0,
+            np.ones((2, 3)),
+            np.ones((2, 1)),
+            verbose=0,
             callbacks=[GradientNormClipping(1.0)],
         )
 
@@ -110,10 +117,17 @@ def test_mid_fit_checkpoints_hold_the_whole_optimizer_state(tmp_path):
     with warnings.catch_warnings():
         # Keras only warns when it skips an optimizer's variables.
         warnings.simplefilter("error", UserWarning)
-        model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[
-            GradientNormClipping(1.0),
-            keras.callbacks.ModelCheckpoint(path),
-        ])
+        model.fit(
+            x,
+            y,
+            batch_size=2,
+            epochs=2,
+            verbose=0,
+            callbacks=[
+                GradientNormClipping(1.0),
+                keras.callbacks.ModelCheckpoint(path),
+            ],
+        )
         restored = keras.saving.load_model(path)
     expected = [v.numpy() for v in model.optimizer.variables]
     assert len(expected) == len(restored.optimizer.variables)
@@ -129,11 +143,19 @@ def test_backup_listed_before_clipping_restores_the_annealed_rate(tmp_path):
 
     def fit(epochs, callbacks=()):
         model = linear_model(lr=0.1)
-        model.fit(x, y, epochs=epochs, verbose=0, callbacks=[
-            *callbacks,
-            keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False),
-            GradientNormClipping(1.0),
-        ])
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            verbose=0,
+            callbacks=[
+                *callbacks,
+                keras.callbacks.BackupAndRestore(
+                    backup, delete_checkpoint=False
+                ),
+                GradientNormClipping(1.0),
+            ],
+        )
         return model
 
     class Halve(keras.callbacks.Callback):
@@ -177,19 +199,22 @@ def run_epochs(callback, model, values, monitor="val_loss"):
 def test_plateau_annealing_divides_when_cost_does_not_improve():
     model = FakeModel(lr=1.5)
     rates = run_epochs(
-        PlateauAnnealing(factor=1.5, min_lr=1e-5), model,
+        PlateauAnnealing(factor=1.5, min_lr=1e-5),
+        model,
         [5.0, 4.0, 4.0, 3.0, 3.5, 3.4],
     )
     # Compared with the previous epoch, as in the paper's code.
-    np.testing.assert_allclose(rates, [1.5, 1.5, 1.0, 1.0, 2 / 3, 2 / 3],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        rates, [1.5, 1.5, 1.0, 1.0, 2 / 3, 2 / 3], rtol=1e-6
+    )
     assert not model.stop_training
 
 
 def test_plateau_annealing_nan_is_not_an_improvement():
     model = FakeModel(lr=1.0)
     rates = run_epochs(
-        PlateauAnnealing(factor=2.0, min_lr=1e-5), model,
+        PlateauAnnealing(factor=2.0, min_lr=1e-5),
+        model,
         [5.0, float("nan"), 4.0, float("inf")],
     )
     # NaN anneals and is no reference: 4.0 improves on 5.0.
@@ -231,14 +256,13 @@ def test_nan_guard_stops_and_keeps_the_last_good_weights():
     model.fit(x[:1], y[:1], verbose=0, callbacks=[KeepFirstEpoch()])
     guard = NaNGuard()
     with pytest.warns(RuntimeWarning, match="Non-finite loss"):
-        history = model.fit(x, y, batch_size=4, epochs=5, verbose=0,
-                            callbacks=[guard])
+        history = model.fit(
+            x, y, batch_size=4, epochs=5, verbose=0, callbacks=[guard]
+        )
     assert len(history.history["loss"]) == 1
     assert guard.failure.startswith("Non-finite loss (")
     assert "at epoch 1, batch" in guard.failure
-    assert "weights from the start of training were put back" in (
-        guard.failure
-    )
+    assert "weights from the start of training were put back" in (guard.failure)
     for want, got in zip(good[0], model.get_weights()):
         np.testing.assert_array_equal(got, want)
 
@@ -248,8 +272,13 @@ def test_nan_guard_catches_a_nan_gradient_norm():
     x = np.array([[np.nan, 1.0, 1.0]], dtype="float32")
     guard = NaNGuard(monitor="gradient_norm")
     with pytest.warns(RuntimeWarning, match="gradient_norm"):
-        model.fit(x, np.ones((1, 1)), epochs=2, verbose=0,
-                  callbacks=[GradientNormClipping(1.0), guard])
+        model.fit(
+            x,
+            np.ones((1, 1)),
+            epochs=2,
+            verbose=0,
+            callbacks=[GradientNormClipping(1.0), guard],
+        )
     assert "Non-finite gradient_norm (nan) at epoch 1, batch 1" in (
         guard.failure
     )
@@ -269,8 +298,9 @@ def test_training_checkpoint_never_saves_after_a_nan(tmp_path):
     checkpoint = TrainingCheckpoint(str(tmp_path), [])
     # One step an epoch: finite for 4 epochs, then the loss overflows.
     with pytest.warns(RuntimeWarning, match="Non-finite loss"):
-        history = model.fit(x, y, epochs=8, verbose=0,
-                            callbacks=[guard, checkpoint])
+        history = model.fit(
+            x, y, epochs=8, verbose=0, callbacks=[guard, checkpoint]
+        )
     good_epochs = len(history.history["loss"]) - 1
     assert good_epochs >= 2
     assert f"end of epoch {good_epochs} were put back" in guard.failure
@@ -298,10 +328,14 @@ def test_training_checkpoint_resumes_callback_state(tmp_path):
         stopping = keras.callbacks.EarlyStopping(
             "loss", patience=10, restore_best_weights=True
         )
-        checkpoint = TrainingCheckpoint(str(tmp_path),
-                                        [annealing, stopping])
-        model.fit(x, y, epochs=epochs, verbose=0,
-                  callbacks=[annealing, stopping, checkpoint, *crash])
+        checkpoint = TrainingCheckpoint(str(tmp_path), [annealing, stopping])
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            verbose=0,
+            callbacks=[annealing, stopping, checkpoint, *crash],
+        )
         return model, annealing, stopping, checkpoint
 
     with pytest.raises(KeyboardInterrupt):
@@ -310,8 +344,9 @@ def test_training_checkpoint_resumes_callback_state(tmp_path):
     assert checkpoint.resumed_epoch == 2
     assert len(checkpoint.history["loss"]) == 3
     # Without the restored reference, epoch 3 could not have annealed.
-    assert checkpoint.history["learning_rate"][2] < (
-        checkpoint.history["learning_rate"][1]
+    assert (
+        checkpoint.history["learning_rate"][2]
+        < (checkpoint.history["learning_rate"][1])
     )
     assert stopping.best_weights is not None
     assert stopping.best_epoch == 2
@@ -336,8 +371,11 @@ def test_plateau_annealing_names_a_missing_monitor():
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [(dict(factor=1.0), "factor"), (dict(min_lr=0), "min_lr"),
-     (dict(min_delta=-1), "min_delta")],
+    [
+        (dict(factor=1.0), "factor"),
+        (dict(min_lr=0), "min_lr"),
+        (dict(min_delta=-1), "min_delta"),
+    ],
 )
 def test_plateau_annealing_rejects_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -353,7 +391,10 @@ def test_step_annealing_every_n_epochs():
         )
     )
     model.fit(
-        np.ones((4, 3)), np.ones((4, 1)), epochs=7, verbose=0,
+        np.ones((4, 3)),
+        np.ones((4, 1)),
+        epochs=7,
+        verbose=0,
         callbacks=[StepAnnealing(every=2, factor=2.0), recorder],
     )
     np.testing.assert_allclose(
@@ -361,20 +402,32 @@ def test_step_annealing_every_n_epochs():
     )
 
 
+class RateRecorder(keras.callbacks.Callback):
+    """The rate each batch starts with, read through `self.model`: on JAX
+    that syncs the training state first (mid-epoch, the optimizer's own
+    variables hold no value)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+
 def test_step_annealing_every_half_epoch_after_a_start():
     """Sutskever et al.: after 5 epochs, halve every half epoch."""
     model = linear_model(lr=0.8)
-    rates = []
-    recorder = keras.callbacks.LambdaCallback(
-        on_train_batch_begin=lambda batch, logs: rates.append(
-            float(model.optimizer.learning_rate)
-        )
-    )
+    recorder = RateRecorder()
     model.fit(
-        np.ones((4, 3)), np.ones((4, 1)), batch_size=1, epochs=7, verbose=0,
+        np.ones((4, 3)),
+        np.ones((4, 1)),
+        batch_size=1,
+        epochs=7,
+        verbose=0,
         callbacks=[StepAnnealing(every=0.5, factor=2.0, start=5), recorder],
     )
-    per_epoch = np.array(rates).reshape(7, 4)
+    per_epoch = np.array(recorder.rates).reshape(7, 4)
     np.testing.assert_allclose(per_epoch[:5], 0.8, rtol=1e-6)
     np.testing.assert_allclose(per_epoch[5], [0.8, 0.8, 0.4, 0.4], rtol=1e-6)
     np.testing.assert_allclose(per_epoch[6], [0.2, 0.2, 0.1, 0.1], rtol=1e-6)
@@ -384,18 +437,27 @@ def test_step_annealing_needs_steps_for_fractions():
     import tensorflow as tf
 
     model = linear_model()
-    unknown_size = tf.data.Dataset.from_tensors(
-        (np.ones((1, 3)), np.ones((1, 1)))
-    ).repeat(2).filter(lambda x, y: True)
+    unknown_size = (
+        tf.data.Dataset.from_tensors((np.ones((1, 3)), np.ones((1, 1))))
+        .repeat(2)
+        .filter(lambda x, y: True)
+    )
     with pytest.raises(ValueError, match="steps per epoch"):
-        model.fit(unknown_size, epochs=1, verbose=0,
-                  callbacks=[StepAnnealing(every=0.5)])
+        model.fit(
+            unknown_size,
+            epochs=1,
+            verbose=0,
+            callbacks=[StepAnnealing(every=0.5)],
+        )
 
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [(dict(every=0), "every"), (dict(factor=0.5), "factor"),
-     (dict(start=-1), "start")],
+    [
+        (dict(every=0), "every"),
+        (dict(factor=0.5), "factor"),
+        (dict(start=-1), "start"),
+    ],
 )
 def test_step_annealing_rejects_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -407,5 +469,9 @@ def test_callbacks_refuse_learning_rate_schedules():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
     with pytest.raises(ValueError, match="schedule"):
-        model.fit(np.ones((2, 3)), np.ones((2, 1)), verbose=0,
-                  callbacks=[StepAnnealing(every=1)])
+        model.fit(
+            np.ones((2, 3)),
+            np.ones((2, 1)),
+            verbose=0,
+            callbacks=[StepAnnealing(every=1)],
+        )

@@ -30,7 +30,9 @@ def small_model(**kwargs):
 def test_defaults_are_the_studys_character_model():
     model = CharMemN2N()
     assert (model.hops, model.memory_size, model.embedding_dim) == (
-        12, 400, 100
+        12,
+        400,
+        100,
     )
     assert isinstance(model, MemN2NLM)
     assert model.vocabulary == CharVocabulary.text8()
@@ -48,8 +50,9 @@ def test_output_shape_and_padding_mask():
         table = keras.ops.convert_to_numpy(embedding.embeddings).copy()
         table[0] = 5.0
         embedding.embeddings.assign(table)
-    np.testing.assert_allclose(model.predict(ids, verbose=0), before,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(ids, verbose=0), before, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_generation_takes_and_returns_text():
@@ -79,7 +82,8 @@ def test_vocabulary_from_text_maps_unknown_characters_to_unk():
     assert model.vocabulary.unk_token == "<unk>"
     assert model.vocabulary_size == len(set("Hello, World!")) + 2
     assert model.vocabulary.encode("H?").tolist() == [
-        model.vocabulary.token_to_id("H"), 1
+        model.vocabulary.token_to_id("H"),
+        1,
     ]
     assert isinstance(model.generate("Hi?", max_length=3), str)
 
@@ -131,8 +135,7 @@ def test_keras_round_trip_in_a_new_process_generates_identical_text(
     expected = {
         "greedy": model.generate(prompt, max_length=40),
         "random": model.generate(prompt, 40, sampler="random", seed=11),
-        "top_p": model.generate(prompt, 40, sampler="top_p", top_p=0.8,
-                                seed=5),
+        "top_p": model.generate(prompt, 40, sampler="top_p", top_p=0.8, seed=5),
     }
     script = textwrap.dedent(
         f"""
@@ -170,7 +173,9 @@ def test_fit_on_the_text8_sample_learns_more_than_character_frequencies():
     )
     memory = 32
     model = CharMemN2N(
-        hops=4, memory_size=memory, embedding_dim=64,
+        hops=4,
+        memory_size=memory,
+        embedding_dim=64,
         vocabulary=corpus.vocabulary,
     )
     model.compile(
@@ -181,8 +186,9 @@ def test_fit_on_the_text8_sample_learns_more_than_character_frequencies():
     test = corpus.windows("test", memory, batch_size=256, shuffle=False)
     before = model.evaluate(test, verbose=0, return_dict=True)
     model.fit(
-        corpus.windows("train", memory, batch_size=128,
-                       num_windows=128 * 100, seed=0),
+        corpus.windows(
+            "train", memory, batch_size=128, num_windows=128 * 100, seed=0
+        ),
         epochs=4,
         shuffle=False,  # The random-window dataset is already shuffled.
         verbose=0,
@@ -195,7 +201,8 @@ def test_fit_on_the_text8_sample_learns_more_than_character_frequencies():
         (counts / counts.sum())[corpus.test[memory:] - 1]
     ).mean()
     assert after["bits_per_character"] < unigram_bits - 0.4, (
-        after, unigram_bits
+        after,
+        unigram_bits,
     )
     greedy = model.generate("the history of the united states ", 40)
     assert greedy.strip(), "greedy decoding predicts only spaces"
@@ -205,16 +212,27 @@ def test_fit_on_the_text8_sample_learns_more_than_character_frequencies():
 def test_example_runs_fast(tmp_path):
     results_json = tmp_path / "char_memn2n.json"
     result = subprocess.run(
-        [sys.executable, "examples/train_char_memn2n.py", "--fast",
-         "--results-json", str(results_json)],
+        [
+            sys.executable,
+            "examples/train_char_memn2n.py",
+            "--fast",
+            "--results-json",
+            str(results_json),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    for expected in ("unigram", "CharMemN2N", "LSTM", "ML:", "RC:",
-                     "sequence form: 128 rows of 62 targets"):
+    for expected in (
+        "unigram",
+        "CharMemN2N",
+        "LSTM",
+        "ML:",
+        "RC:",
+        "sequence form: 128 rows of 62 targets",
+    ):
         assert expected in result.stdout
     record = json.loads(results_json.read_text())
     memn2n = record["char_memn2n"]
@@ -231,7 +249,10 @@ def test_example_forms_parse():
     # whose per-hop scores stay under 100 MB.
     args = example.parse_args([])
     assert (args.form, args.sequence_length, args.batch_size) == (
-        "sequence", 798, 16)
+        "sequence",
+        798,
+        16,
+    )
     assert args.batch_size * 798 * (400 + 798 - 1) * 4 < 100 * 10**6
     assert example.short_fraction(args) == 0.5
     args = example.parse_args(["--short-context-fraction", "0.25"])
@@ -240,6 +261,9 @@ def test_example_forms_parse():
     assert (args.form, args.sequence_length) == ("sequence", 62)
     args = example.parse_args(["--form", "window"])
     assert (args.sequence_length, args.batch_size, args.steps_per_epoch) == (
-        None, 128, 250)
+        None,
+        128,
+        250,
+    )
     with pytest.raises(SystemExit):
         example.parse_args(["--form", "window", "--sequence-length", "10"])

@@ -6,8 +6,16 @@ import pytest
 
 from keras_memnet.cli import main
 
-FAST = ["--epochs", "1", "--hops", "1", "--embedding-dim", "8",
-        "--verbose", "0"]
+FAST = [
+    "--epochs",
+    "1",
+    "--hops",
+    "1",
+    "--embedding-dim",
+    "8",
+    "--verbose",
+    "0",
+]
 
 
 def perplexities(output):
@@ -28,12 +36,40 @@ def test_train_then_generate(tmp_path, capsys):
     assert "greedy (ML):" in output and "random (RC):" in output
     assert model_path.exists()
 
-    assert main(["generate", "--model", str(model_path), "--prompt",
-                 "the history of", "--max-length", "5", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model_path),
+                "--prompt",
+                "the history of",
+                "--max-length",
+                "5",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     output = capsys.readouterr().out
     assert "greedy (ML)" in output and "random (RC)" in output
-    assert main(["generate", "--model", str(model_path), "--prompt", "the",
-                 "--sampler", "top_k", "--sampler", "beam"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model_path),
+                "--prompt",
+                "the",
+                "--sampler",
+                "top_k",
+                "--sampler",
+                "beam",
+            ]
+        )
+        == 0
+    )
     output = capsys.readouterr().out
     assert "top_k" in output and "beam" in output
 
@@ -48,26 +84,53 @@ def test_generate_reports_bad_files_and_prompts(tmp_path, capsys):
 def test_presets_listed_with_their_figures(capsys):
     assert main(["presets"]) == 0
     output = capsys.readouterr().out
-    assert re.search(r"memn2n_text8_12m\s+8,828,850 parameters\s+test "
-                     r"perplexity 231\.9", output)
-    assert re.search(r"char_memn2n_text8\s+28,400 parameters\s+test "
-                     r"perplexity 5\.1 \(2\.357 bits", output)
+    assert re.search(
+        r"memn2n_text8_12m\s+8,828,850 parameters\s+test "
+        r"perplexity 231\.9",
+        output,
+    )
+    assert re.search(
+        r"char_memn2n_text8\s+28,400 parameters\s+test "
+        r"perplexity 5\.1 \(2\.357 bits",
+        output,
+    )
     assert "memn2n_ptb_paper" in output and "no weights" in output
 
 
 def test_generate_and_evaluate_with_a_shipped_preset(tmp_path, capsys):
-    assert main(["generate", "--preset", "char_memn2n_text8", "--prompt",
-                 "the history of the", "--max-length", "30",
-                 "--sampler", "greedy", "--sampler", "top_k",
-                 "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--preset",
+                "char_memn2n_text8",
+                "--prompt",
+                "the history of the",
+                "--max-length",
+                "30",
+                "--sampler",
+                "greedy",
+                "--sampler",
+                "top_k",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     output = capsys.readouterr().out
     greedy = re.search(r"greedy \(ML\)\s+(.*)", output).group(1)
-    assert len(greedy) >= 20 and set(greedy) <= set(" abcdefghijklmnopqrstuvwxyz")
+    assert len(greedy) >= 20 and set(greedy) <= set(
+        " abcdefghijklmnopqrstuvwxyz"
+    )
     text = tmp_path / "text.txt"
-    text.write_text("the history of the city is the history of its people "
-                    * 20)
-    assert main(["evaluate", "--preset", "char_memn2n_text8", "--data",
-                 str(text)]) == 0
+    text.write_text(
+        "the history of the city is the history of its people " * 20
+    )
+    assert (
+        main(["evaluate", "--preset", "char_memn2n_text8", "--data", str(text)])
+        == 0
+    )
     output = capsys.readouterr().out
     assert "1,010 characters scored" in output
     # A trained character model, on plain English: well under the
@@ -77,11 +140,22 @@ def test_generate_and_evaluate_with_a_shipped_preset(tmp_path, capsys):
 
 
 def test_evaluate_and_generate_report_bad_input(tmp_path, capsys):
-    assert main(["evaluate", "--preset", "char_memn2n_text8", "--data",
-                 str(tmp_path / "missing.txt")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--preset",
+                "char_memn2n_text8",
+                "--data",
+                str(tmp_path / "missing.txt"),
+            ]
+        )
+        == 2
+    )
     assert "No text file at --data" in capsys.readouterr().err
-    assert main(["generate", "--preset", "no_such_preset", "--prompt",
-                 "a"]) == 2
+    assert (
+        main(["generate", "--preset", "no_such_preset", "--prompt", "a"]) == 2
+    )
     error = capsys.readouterr().err
     assert "no_such_preset" in error and "memn2n_text8_12m" in error
     with pytest.raises(SystemExit):
@@ -99,9 +173,19 @@ def test_bad_flag_values_are_reported(capsys):
 def test_main_job_beats_the_study_one_hop_result(tmp_path):
     """`keras-memnet train` with its defaults, as the README runs it."""
     result = subprocess.run(
-        [sys.executable, "-m", "keras_memnet.cli", "train", "--verbose", "2",
-         "--output", str(tmp_path / "lm.keras")],
-        capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "keras_memnet.cli",
+            "train",
+            "--verbose",
+            "2",
+            "--output",
+            str(tmp_path / "lm.keras"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     # Kept next to the model, for a look after the run.
     (tmp_path / "stdout.txt").write_text(result.stdout)
@@ -125,9 +209,19 @@ def small_text8(path, num_bytes=30000):
 
 
 def small_train(tmp_path, *extra):
-    return ["train", "--protocol", "text8", "--data",
-            str(small_text8(tmp_path / "small.txt")), "--memory-size", "5",
-            "--batch-size", "8", *FAST, *extra]
+    return [
+        "train",
+        "--protocol",
+        "text8",
+        "--data",
+        str(small_text8(tmp_path / "small.txt")),
+        "--memory-size",
+        "5",
+        "--batch-size",
+        "8",
+        *FAST,
+        *extra,
+    ]
 
 
 def test_a_failed_final_save_keeps_the_model_next_to_the_checkpoints(
@@ -147,8 +241,18 @@ def test_a_failed_final_save_keeps_the_model_next_to_the_checkpoints(
 
     monkeypatch.setattr(MemN2NLM, "save", failing_save)
     checkpoint_dir = tmp_path / "checkpoint"
-    assert main(small_train(tmp_path, "--output", str(output),
-                            "--checkpoint-dir", str(checkpoint_dir))) == 1
+    assert (
+        main(
+            small_train(
+                tmp_path,
+                "--output",
+                str(output),
+                "--checkpoint-dir",
+                str(checkpoint_dir),
+            )
+        )
+        == 1
+    )
     error = capsys.readouterr().err
     fallback = checkpoint_dir / "lm.keras"
     assert "No space left on device" in error
@@ -160,8 +264,10 @@ def test_a_failed_final_save_keeps_the_model_next_to_the_checkpoints(
 def test_a_diverging_run_saves_nothing_and_says_why(tmp_path, capsys):
     output = tmp_path / "lm.keras"
     output.write_bytes(b"a good model from before")
-    assert main(small_train(tmp_path, "--lr", "1e30", "--output",
-                            str(output))) == 1
+    assert (
+        main(small_train(tmp_path, "--lr", "1e30", "--output", str(output)))
+        == 1
+    )
     error = capsys.readouterr().err
     assert "Non-finite" in error and "at epoch 1" in error
     assert "Nothing was saved" in error

@@ -18,7 +18,10 @@ DEFAULT_T = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
 def run_example(name, *args, tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / name), *args],
-        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -28,8 +31,16 @@ def run_example(name, *args, tmp_path):
 @pytest.mark.slow
 def test_reproduce_study_fast(tmp_path):
     output = run_example(
-        "reproduce_study.py", "--fast", "--rows", "1hop-adagrad",
-        "--output-dir", "out", "--results-doc", "RESULTS.md", "--verbose", "0",
+        "reproduce_study.py",
+        "--fast",
+        "--rows",
+        "1hop-adagrad",
+        "--output-dir",
+        "out",
+        "--results-doc",
+        "RESULTS.md",
+        "--verbose",
+        "0",
         tmp_path=tmp_path,
     )
     for name in ("results.json", "table.md", "samples.md"):
@@ -39,7 +50,9 @@ def test_reproduce_study_fast(tmp_path):
     # The default is the sequence form, and the outputs say so.
     assert f"sequence form ({DEFAULT_T} targets per row" in doc
     (result,) = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert result["form"] == "sequence" and result["sequence_length"] == DEFAULT_T
+    assert (
+        result["form"] == "sequence" and result["sequence_length"] == DEFAULT_T
+    )
     assert len(result["test_curve"]) == result["epochs_run"]
     perplexity = result["perplexity"]
     assert set(perplexity) == {"train", "valid", "test"}
@@ -63,19 +76,27 @@ def test_example_forms_parse(capsys):
 
     args = reproduce_study.parse_args(["--fast"])
     assert (args.form, args.sequence_length, args.train_windows) == (
-        "sequence", DEFAULT_T, None)
+        "sequence",
+        DEFAULT_T,
+        None,
+    )
     args = reproduce_study.parse_args(["--fast", "--form", "window"])
     assert (args.sequence_length, args.train_windows) == (None, 2048)
     with pytest.raises(SystemExit):
         reproduce_study.parse_args(["--train-windows", "100"])
     assert "--train-windows applies only to --form window" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     args = text8_benchmark.parse_args(["--data", "x", "--fast"])
     assert (args.form, args.sequence_length, args.train_tokens) == (
-        "sequence", DEFAULT_T, 50_000)
+        "sequence",
+        DEFAULT_T,
+        50_000,
+    )
     assert args.lstm_sequence_length == 35
     args = text8_benchmark.parse_args(
-        ["--data", "x", "--form", "window", "--windows-per-epoch", "1000"])
+        ["--data", "x", "--form", "window", "--windows-per-epoch", "1000"]
+    )
     assert (args.sequence_length, args.windows_per_epoch) == (None, 1000)
 
 
@@ -96,15 +117,24 @@ def test_results_sections_are_regenerated_in_place(tmp_path):
 def test_text8_benchmark_fast(tmp_path, text8_prefix_path):
     data = text8_prefix_path
     output = run_example(
-        "text8_benchmark.py", "--data", str(data), "--fast",
-        "--output-dir", "out", "--results-doc", "RESULTS.md", "--verbose", "0",
+        "text8_benchmark.py",
+        "--data",
+        str(data),
+        "--fast",
+        "--output-dir",
+        "out",
+        "--results-doc",
+        "RESULTS.md",
+        "--verbose",
+        "0",
         tmp_path=tmp_path,
     )
     assert "19,503 ids (with <pad>)" in output
     assert "| MemN2NLM (6 hops)" in output and "| Keras LSTM" in output
     assert "50,000 training words" in output
     assert f"MemN2NLM trains in the sequence form ({DEFAULT_T} targets" in (
-        output)
+        output
+    )
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["main"][0]["form"] == "sequence"
     assert f"sequence_length={DEFAULT_T}" in results["main"][0]["recipe"]

@@ -94,7 +94,9 @@ def test_window_and_sequence_forms_agree(weight_tying):
     assert np.abs(sequence[:, 1:] - sequence[:, :-1]).max() > 1e-4
     assert backbone.compute_output_shape((None, MEMORY)) == (None, DIM)
     assert backbone.compute_output_shape((None, MEMORY + STEPS - 1)) == (
-        None, STEPS, DIM
+        None,
+        STEPS,
+        DIM,
     )
 
 
@@ -103,8 +105,10 @@ def test_window_form_matches_numpy_reference():
     ids = np.random.default_rng(1).integers(1, VOCAB, (5, MEMORY))
     ids[0, :2] = 0
     np.testing.assert_allclose(
-        numpy(backbone(ids)), numpy_final_state(backbone, ids),
-        rtol=1e-4, atol=1e-5,
+        numpy(backbone(ids)),
+        numpy_final_state(backbone, ids),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 
@@ -116,12 +120,15 @@ def test_window_form_matches_numpy_reference():
         ("layerwise", "adaptive"),
     ],
 )
-def test_task_logits_are_its_head_on_the_backbone_state(
-    weight_tying, output
-):
+def test_task_logits_are_its_head_on_the_backbone_state(weight_tying, output):
     model = MemN2NLM(
-        vocabulary_size=VOCAB, hops=2, memory_size=MEMORY, embedding_dim=DIM,
-        weight_tying=weight_tying, output=output, init_stddev=0.3,
+        vocabulary_size=VOCAB,
+        hops=2,
+        memory_size=MEMORY,
+        embedding_dim=DIM,
+        weight_tying=weight_tying,
+        output=output,
+        init_stddev=0.3,
     )
     model.build((None, MEMORY))
     assert isinstance(model.backbone, MemN2NBackbone)
@@ -147,8 +154,9 @@ def test_task_logits_are_its_head_on_the_backbone_state(
     head_paths = {w.path for w in model.weights} - backbone_paths
     assert backbone_paths <= {w.path for w in model.weights}
     assert len(head_paths) == (
-        0 if (weight_tying, output) == ("adjacent", "softmax") else
-        len(model.output_projection.weights)
+        0
+        if (weight_tying, output) == ("adjacent", "softmax")
+        else len(model.output_projection.weights)
     )
 
 
@@ -168,8 +176,9 @@ def test_dropout_only_in_training():
     backbone = small_backbone(dropout=0.5)
     ids = sequence_ids(seed=4)
     inference = numpy(backbone(ids))
-    np.testing.assert_array_equal(numpy(backbone(ids, training=False)),
-                                  inference)
+    np.testing.assert_array_equal(
+        numpy(backbone(ids, training=False)), inference
+    )
     trained = numpy(backbone(ids, training=True))
     assert np.abs(trained - inference).max() > 1e-4
 
@@ -177,8 +186,11 @@ def test_dropout_only_in_training():
 @pytest.mark.parametrize("weight_tying", ["layerwise", "adjacent"])
 def test_keras_round_trip_is_exact(tmp_path, weight_tying):
     backbone = small_backbone(
-        weight_tying=weight_tying, linear_units=3, dropout=0.25,
-        query_value=0.2, init_stddev=0.3,
+        weight_tying=weight_tying,
+        linear_units=3,
+        dropout=0.25,
+        query_value=0.2,
+        init_stddev=0.3,
     )
     path = tmp_path / "backbone.keras"
     backbone.save(path)
@@ -194,17 +206,32 @@ def test_keras_round_trip_is_exact(tmp_path, weight_tying):
 
 def test_get_config_is_complete():
     backbone = small_backbone(
-        weight_tying="adjacent", dropout=0.1, linear_units=2,
-        query_value=0.3, init_stddev=0.2, name="core",
+        weight_tying="adjacent",
+        dropout=0.1,
+        linear_units=2,
+        query_value=0.3,
+        init_stddev=0.2,
+        name="core",
     )
     config = backbone.get_config()
     json.dumps(config)
     clone = MemN2NBackbone.from_config(config)
     assert clone.get_config() == config
-    assert {k: config[k] for k in ("vocabulary_size", "hops", "memory_size",
-                                   "embedding_dim", "linear_units")} == {
-        "vocabulary_size": VOCAB, "hops": 3, "memory_size": MEMORY,
-        "embedding_dim": DIM, "linear_units": 2,
+    assert {
+        k: config[k]
+        for k in (
+            "vocabulary_size",
+            "hops",
+            "memory_size",
+            "embedding_dim",
+            "linear_units",
+        )
+    } == {
+        "vocabulary_size": VOCAB,
+        "hops": 3,
+        "memory_size": MEMORY,
+        "embedding_dim": DIM,
+        "linear_units": 2,
     }
     assert keras.saving.get_registered_name(MemN2NBackbone) == (
         "keras_memnet>MemN2NBackbone"

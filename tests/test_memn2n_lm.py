@@ -30,8 +30,10 @@ def random_ids(batch=4, low=1, seed=0):
 
 
 def numpy_weights(model):
-    return {w.path.split("/", 1)[1]: keras.ops.convert_to_numpy(w)
-            for w in model.weights}
+    return {
+        w.path.split("/", 1)[1]: keras.ops.convert_to_numpy(w)
+        for w in model.weights
+    }
 
 
 def numpy_final_state(model, ids):
@@ -46,8 +48,9 @@ def numpy_final_state(model, ids):
     c = c + weights["temporal_encoding_1/embeddings"]
     h = weights["memory_hop/query_kernel"]
     mask = ids != 0
-    u = np.full((len(ids), model.embedding_dim), model.query_value,
-                dtype="float32")
+    u = np.full(
+        (len(ids), model.embedding_dim), model.query_value, dtype="float32"
+    )
     for _ in range(model.hops):
         scores = np.where(mask, np.einsum("bd,bmd->bm", u, a), -np.inf)
         # A window of padding only reads nothing (p = 0), as in Keras.
@@ -56,7 +59,7 @@ def numpy_final_state(model, ids):
         total = p.sum(-1, keepdims=True)
         p /= np.where(total > 0, total, 1)
         u = u @ h + np.einsum("bm,bmd->bd", p, c)
-        u[:, model.linear_units:] = np.maximum(u[:, model.linear_units:], 0)
+        u[:, model.linear_units :] = np.maximum(u[:, model.linear_units :], 0)
     return u
 
 
@@ -71,8 +74,10 @@ def test_forward_matches_numpy_reference():
     ids = random_ids()
     ids[0, :2] = 0  # Left padding is masked.
     np.testing.assert_allclose(
-        model.predict(ids, verbose=0), numpy_forward(model, ids),
-        rtol=1e-4, atol=1e-5,
+        model.predict(ids, verbose=0),
+        numpy_forward(model, ids),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 
@@ -111,7 +116,8 @@ def test_adjacent_tying_shares_embeddings_between_neighbouring_hops():
 @pytest.mark.parametrize("hops", [1, 2, 12])
 def test_hops_range(hops):
     assert small_model(hops=hops).predict(random_ids(), verbose=0).shape == (
-        4, VOCAB
+        4,
+        VOCAB,
     )
 
 
@@ -164,9 +170,7 @@ def test_rejects_contexts_of_the_wrong_length():
     with pytest.raises(ValueError, match="memory_size=6"):
         model(np.ones((MEMORY,), dtype="int32"))
     # Longer ids are the sequence form: one prediction per window.
-    assert model(np.ones((2, MEMORY + 1), dtype="int32")).shape == (
-        2, 2, VOCAB
-    )
+    assert model(np.ones((2, MEMORY + 1), dtype="int32")).shape == (2, 2, VOCAB)
 
 
 def test_rejects_token_ids_out_of_range():
@@ -354,11 +358,15 @@ def test_sequence_form_equals_stacked_window_form(weight_tying, output):
     np.testing.assert_allclose(sequence, expected, rtol=1e-5, atol=1e-5)
     # The compiled predict path too, with a partial last batch.
     np.testing.assert_allclose(
-        model.predict(ids, batch_size=3, verbose=0), expected,
-        rtol=1e-5, atol=1e-5,
+        model.predict(ids, batch_size=3, verbose=0),
+        expected,
+        rtol=1e-5,
+        atol=1e-5,
     )
     assert model.compute_output_shape((None, MEMORY + SEQUENCE_T - 1)) == (
-        None, SEQUENCE_T, VOCAB
+        None,
+        SEQUENCE_T,
+        VOCAB,
     )
 
 
@@ -377,14 +385,18 @@ def test_predict_alternates_between_window_and_sequence_forms(output):
     for _ in range(2):
         np.testing.assert_allclose(
             model.predict(windows, verbose=0).reshape(expected.shape),
-            expected, rtol=1e-5, atol=1e-5,
+            expected,
+            rtol=1e-5,
+            atol=1e-5,
         )
         np.testing.assert_allclose(
             model.predict(ids, verbose=0), expected, rtol=1e-5, atol=1e-5
         )
         np.testing.assert_allclose(
-            model.predict(ids[:, :-2], verbose=0), expected[:, :-2],
-            rtol=1e-5, atol=1e-5,
+            model.predict(ids[:, :-2], verbose=0),
+            expected[:, :-2],
+            rtol=1e-5,
+            atol=1e-5,
         )
 
 
@@ -393,15 +405,16 @@ def test_sequence_form_matches_numpy_reference_window_by_window():
     ids = sequence_ids(seed=1)
     expected = numpy_forward(model, stacked_windows(ids))
     np.testing.assert_allclose(
-        model.predict(ids, verbose=0).reshape(-1, VOCAB), expected,
-        rtol=1e-4, atol=1e-5,
+        model.predict(ids, verbose=0).reshape(-1, VOCAB),
+        expected,
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 
+@pytest.mark.tensorflow_only  # The gradient check uses tf.GradientTape.
 @pytest.mark.parametrize("weight_tying, output", FORMS)
 def test_sequence_form_gradients_equal_window_batches(weight_tying, output):
-    if keras.config.backend() != "tensorflow":
-        pytest.skip("gradient tape check written for TensorFlow")
     import tensorflow as tf
 
     keras.utils.set_random_seed(1)
@@ -426,7 +439,10 @@ def test_sequence_form_gradients_equal_window_batches(weight_tying, output):
     with tf.GradientTape() as tape:
         y_pred = model(ids, training=True)
         sequence_loss = model.compute_loss(
-            x=ids, y=targets, y_pred=y_pred, sample_weight=weights,
+            x=ids,
+            y=targets,
+            y_pred=y_pred,
+            sample_weight=weights,
             training=True,
         )
     sequence_grads = tape.gradient(sequence_loss, variables)
@@ -453,8 +469,13 @@ def test_sequence_form_gradients_equal_window_batches(weight_tying, output):
         np.testing.assert_allclose(
             seq, win, rtol=1e-4, atol=1e-6, err_msg=variable.path
         )
-    assert sum(np.abs(tf.convert_to_tensor(g).numpy()).sum()
-               for g in sequence_grads) > 0
+    assert (
+        sum(
+            np.abs(tf.convert_to_tensor(g).numpy()).sum()
+            for g in sequence_grads
+        )
+        > 0
+    )
 
 
 def random_corpus(num_tokens=420, seed=0):
@@ -471,11 +492,15 @@ def random_corpus(num_tokens=420, seed=0):
 
 
 def compiled_model(
-    vocabulary_size, optimizer=None, metric_argument="weighted_metrics",
+    vocabulary_size,
+    optimizer=None,
+    metric_argument="weighted_metrics",
     **kwargs,
 ):
     config = dict(
-        vocabulary_size=vocabulary_size, hops=2, memory_size=5,
+        vocabulary_size=vocabulary_size,
+        hops=2,
+        memory_size=5,
         embedding_dim=8,
     )
     config.update(kwargs)
@@ -497,8 +522,11 @@ def test_evaluate_perplexity_is_the_same_for_windows_and_sequences(
     keras.utils.set_random_seed(2)
     corpus = random_corpus()
     model = compiled_model(
-        corpus.vocabulary.size, weight_tying=weight_tying, output=output,
-        metric_argument=metric_argument, init_stddev=0.3,
+        corpus.vocabulary.size,
+        weight_tying=weight_tying,
+        output=output,
+        metric_argument=metric_argument,
+        init_stddev=0.3,
     )
     # 115 targets: 17 rows of 7, the last one partial (zero-weight
     # padding), in batches of 3 with a partial last batch.
@@ -532,8 +560,11 @@ def test_fit_in_sequence_form_lowers_the_loss(output):
     keras.utils.set_random_seed(3)
     corpus = repetitive_corpus()
     model = compiled_model(
-        corpus.vocabulary.size, optimizer=keras.optimizers.Adam(0.02),
-        output=output, embedding_dim=16, memory_size=4,
+        corpus.vocabulary.size,
+        optimizer=keras.optimizers.Adam(0.02),
+        output=output,
+        embedding_dim=16,
+        memory_size=4,
     )
     train = corpus.sequences("train", 4, 8, 8, shuffle=True, seed=0)
     history = model.fit(train, epochs=6, verbose=0)
@@ -541,7 +572,8 @@ def test_fit_in_sequence_form_lowers_the_loss(output):
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.3 * losses[0], losses
     results = model.evaluate(
-        corpus.windows("valid", 4, 32, shuffle=False), verbose=0,
+        corpus.windows("valid", 4, 32, shuffle=False),
+        verbose=0,
         return_dict=True,
     )
     assert results["perplexity"] < 2.0, results
@@ -553,12 +585,15 @@ def test_model_trained_in_sequence_form_evaluates_the_same_after_loading(
     keras.utils.set_random_seed(4)
     corpus = random_corpus(seed=1)
     model = compiled_model(
-        corpus.vocabulary.size, weight_tying="adjacent", output="adaptive",
+        corpus.vocabulary.size,
+        weight_tying="adjacent",
+        output="adaptive",
         vocabulary=corpus.vocabulary,
     )
     model.fit(
         corpus.sequences("train", 5, 6, 8, shuffle=True, seed=1),
-        epochs=2, verbose=0,
+        epochs=2,
+        verbose=0,
     )
     path = tmp_path / "sequence_trained.keras"
     model.save(path)
@@ -569,14 +604,17 @@ def test_model_trained_in_sequence_form_evaluates_the_same_after_loading(
     np.testing.assert_allclose(
         restored.predict(stacked_windows(ids, memory=5), verbose=0),
         model.predict(ids, verbose=0).reshape(steps, -1),
-        rtol=1e-5, atol=1e-5,
+        rtol=1e-5,
+        atol=1e-5,
     )
     by_sequence = model.evaluate(
-        corpus.sequences("valid", 5, 6, 4, shuffle=False), verbose=0,
+        corpus.sequences("valid", 5, 6, 4, shuffle=False),
+        verbose=0,
         return_dict=True,
     )
     by_window = restored.evaluate(
-        corpus.windows("valid", 5, 16, shuffle=False), verbose=0,
+        corpus.windows("valid", 5, 16, shuffle=False),
+        verbose=0,
         return_dict=True,
     )
     np.testing.assert_allclose(
@@ -597,9 +635,7 @@ def test_compile_without_arguments_trains_and_reports_perplexity():
     before = model.evaluate(ids, targets, verbose=0, return_dict=True)
     history = model.fit(ids, targets, epochs=10, batch_size=32, verbose=0)
     losses = history.history["loss"]
-    assert np.all(np.diff(losses) < 0) and losses[-1] < 0.93 * losses[0], (
-        losses
-    )
+    assert np.all(np.diff(losses) < 0) and losses[-1] < 0.93 * losses[0], losses
     assert np.all(np.diff(history.history["perplexity"]) < 0)
     after = model.evaluate(ids, targets, verbose=0, return_dict=True)
     assert after["perplexity"] < 0.8 * before["perplexity"], (before, after)
@@ -616,8 +652,11 @@ def test_compile_keeps_given_loss_and_metrics():
     results = model.evaluate(ids, ids[:, -1], verbose=0, return_dict=True)
     assert "perplexity" not in results
     assert "sparse_categorical_accuracy" in results
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
-                  weighted_metrics=[])
+    model.compile(
+        optimizer="sgd",
+        loss="sparse_categorical_crossentropy",
+        weighted_metrics=[],
+    )
     assert model.loss == "sparse_categorical_crossentropy"
     results = model.evaluate(ids, ids[:, -1], verbose=0, return_dict=True)
     assert set(results) == {"loss"}
@@ -636,27 +675,78 @@ def test_the_task_reads_its_architecture_from_the_backbone():
     assert model.embedding_layers == backbone.memory_embeddings
     # The config keys are those of models saved before the backbone.
     assert set(model.get_config()) == {
-        "name", "trainable", "dtype", "vocabulary_size", "hops",
-        "memory_size", "embedding_dim", "linear_units", "weight_tying",
-        "dropout", "query_value", "init_stddev", "vocabulary", "output",
+        "name",
+        "trainable",
+        "dtype",
+        "vocabulary_size",
+        "hops",
+        "memory_size",
+        "embedding_dim",
+        "linear_units",
+        "weight_tying",
+        "dropout",
+        "query_value",
+        "init_stddev",
+        "vocabulary",
+        "output",
         "adaptive_cutoffs",
     }
 
 
+class PairBatches(keras.utils.PyDataset):
+    """`(ids, targets)` in batches of two; counts its epochs."""
+
+    def __init__(self, ids, targets):
+        super().__init__()
+        self.ids, self.targets = ids, targets
+        self.epochs_ended = 0
+
+    def __len__(self):
+        return len(self.ids) // 2
+
+    def __getitem__(self, index):
+        rows = slice(2 * index, 2 * index + 2)
+        return self.ids[rows], self.targets[rows]
+
+    def on_epoch_end(self):
+        self.epochs_ended += 1
+
+
 def id_containers(ids, targets):
-    """The same batch as NumPy arrays, tensors and a `tf.data.Dataset`."""
+    """The same batches as NumPy arrays, tensors, a `tf.data.Dataset`, a
+    Python generator and a `keras.utils.PyDataset`."""
     import tensorflow as tf
 
     return {
         "numpy": ((ids, targets), {}),
-        "tensor": ((keras.ops.convert_to_tensor(ids),
-                    keras.ops.convert_to_tensor(targets)), {}),
-        "dataset": ((tf.data.Dataset.from_tensor_slices((ids, targets))
-                     .batch(2),), {}),
+        "tensor": (
+            (
+                keras.ops.convert_to_tensor(ids),
+                keras.ops.convert_to_tensor(targets),
+            ),
+            {},
+        ),
+        "dataset": (
+            (tf.data.Dataset.from_tensor_slices((ids, targets)).batch(2),),
+            {},
+        ),
+        "generator": (
+            (
+                (
+                    (ids[i : i + 2], targets[i : i + 2])
+                    for i in range(0, len(ids), 2)
+                ),
+            ),
+            {},
+        ),
+        "pydataset": ((PairBatches(ids, targets),), {}),
     }
 
 
-@pytest.mark.parametrize("container", ["numpy", "tensor", "dataset"])
+CONTAINERS = ["numpy", "tensor", "dataset", "generator", "pydataset"]
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
 @pytest.mark.parametrize("method", ["fit", "evaluate"])
 def test_ids_and_targets_are_checked_in_every_container(container, method):
     model = small_model()
@@ -669,40 +759,67 @@ def test_ids_and_targets_are_checked_in_every_container(container, method):
     # In the first batch of two: no step may run before the check fails.
     bad_targets[1] = VOCAB + 5
     for x, y, expected in [
-        (bad_ids, targets, rf"`x`.*\[0, vocabulary_size={VOCAB}\).* to "
-                           f"{VOCAB}"),
-        (ids, bad_targets, rf"(`y`|targets of `x`).*\[0, vocabulary_size="
-                           rf"{VOCAB}\).* to {VOCAB + 5}"),
+        (
+            bad_ids,
+            targets,
+            rf"`x`.*\[0, vocabulary_size={VOCAB}\).* to "
+            f"{VOCAB}",
+        ),
+        (
+            ids,
+            bad_targets,
+            rf"(`y`|targets of `x`).*\[0, vocabulary_size="
+            rf"{VOCAB}\).* to {VOCAB + 5}",
+        ),
         (ids.astype("float32"), targets, "`x`.*integer token ids"),
     ]:
         args, kwargs = id_containers(x, y)[container]
         with pytest.raises(ValueError, match=expected):
             getattr(model, method)(*args, verbose=0, **kwargs)
     # Nothing was trained on the bad batches.
-    for want, got in zip(before, numpy_weights(model)):
-        np.testing.assert_array_equal(got, want)
+    after = numpy_weights(model)
+    for name, want in before.items():
+        np.testing.assert_array_equal(after[name], want)
 
 
-@pytest.mark.parametrize("container", ["tensor", "dataset"])
+@pytest.mark.parametrize("container", ["tensor", "dataset", "generator"])
 def test_predict_checks_ids_of_tensors_and_datasets(container):
     import tensorflow as tf
 
     model = small_model()
     ids = random_ids()
     ids[0, 0] = -1
-    x = (keras.ops.convert_to_tensor(ids) if container == "tensor"
-         else tf.data.Dataset.from_tensor_slices(ids).batch(2))
+    x = {
+        "tensor": lambda: keras.ops.convert_to_tensor(ids),
+        "dataset": lambda: tf.data.Dataset.from_tensor_slices(ids).batch(2),
+        "generator": lambda: (ids[i : i + 2] for i in range(0, len(ids), 2)),
+    }[container]()
     with pytest.raises(ValueError, match=r"`x`.*from -1"):
         model.predict(x, verbose=0)
 
 
-def test_validation_data_is_checked():
-    model = small_model()
-    model.compile(optimizer="sgd")
+def test_checked_generators_and_pydatasets_still_train():
+    # The checking wrappers pass the batches through unchanged, and the
+    # PyDataset's epoch hooks too.
     ids, targets = random_ids(), np.ones((4,), "int32")
-    with pytest.raises(ValueError, match=r"`validation_data\[1\]`"):
-        model.fit(ids, targets, validation_data=(ids, targets + VOCAB),
-                  verbose=0)
+
+    def trained_weights(*args, **kwargs):
+        keras.utils.set_random_seed(0)
+        model = small_model()
+        model.compile(optimizer="sgd")
+        model.fit(*args, verbose=0, **kwargs)
+        return numpy_weights(model)
+
+    reference = trained_weights(ids, targets, batch_size=2, shuffle=False)
+    batches = PairBatches(ids, targets)
+    for data in (id_containers(ids, targets)["generator"][0][0], batches):
+        trained = trained_weights(data)
+        for name, want in reference.items():
+            np.testing.assert_allclose(
+                trained[name], want, rtol=1e-6, atol=1e-6
+            )
+    # Forwarded (Keras also calls it once when `fit` starts).
+    assert batches.epochs_ended > 0
 
 
 def test_generate_refuses_top_k_beams_and_lengths_it_cannot_serve():
@@ -711,12 +828,14 @@ def test_generate_refuses_top_k_beams_and_lengths_it_cannot_serve():
     with pytest.raises(ValueError, match=rf"top_k.*\[1, {VOCAB}\]"):
         model.generate(prompt, max_length=2, sampler="top_k", top_k=VOCAB + 1)
     with pytest.raises(ValueError, match="num_beams"):
-        model.generate(prompt, max_length=2, sampler="beam",
-                       num_beams=VOCAB + 1)
+        model.generate(
+            prompt, max_length=2, sampler="beam", num_beams=VOCAB + 1
+        )
     with pytest.raises(ValueError, match="max_length"):
         model.generate(prompt, max_length=10**12)
     # NumPy integers are lengths like any other.
     assert model.generate(prompt, max_length=np.int64(3)).shape == (3,)
     # top_k equal to the vocabulary is the whole distribution, allowed.
-    assert model.generate(prompt, max_length=np.int32(2), sampler="top_k",
-                          top_k=np.int64(VOCAB)).shape == (2,)
+    assert model.generate(
+        prompt, max_length=np.int32(2), sampler="top_k", top_k=np.int64(VOCAB)
+    ).shape == (2,)

@@ -29,7 +29,8 @@ def test_encode_text_and_lists_of_text():
     assert ids.dtype == np.int32 and ids.tolist() == IDS
     assert preprocessor(TEXT).tolist() == IDS
     assert [row.tolist() for row in preprocessor(["the cat", "dog mat"])] == [
-        [2, 3], [1, 6]
+        [2, 3],
+        [1, 6],
     ]
 
 
@@ -46,16 +47,17 @@ def test_generate_preprocess_left_pads_and_keeps_the_last_tokens():
     assert preprocessor.generate_preprocess(
         np.array([[0, 0, 5], [2, 3, 4]])
     ).tolist() == [[0, 0, 0, 5], [0, 2, 3, 4]]
-    assert preprocessor.generate_preprocess(
-        np.arange(1, 7)
-    ).tolist() == [[3, 4, 5, 6]]
+    assert preprocessor.generate_preprocess(np.arange(1, 7)).tolist() == [
+        [3, 4, 5, 6]
+    ]
 
 
 def test_generate_postprocess_decodes_without_padding():
     preprocessor = word_preprocessor()
     assert preprocessor.generate_postprocess(np.array([4, 0, 5])) == "sat on"
     assert preprocessor.generate_postprocess([[2, 3], [6, 6]]) == [
-        "the cat", "mat mat"
+        "the cat",
+        "mat mat",
     ]
     characters = MemN2NLMPreprocessor(CharVocabulary.text8(), memory_size=3)
     assert characters.generate_postprocess([2, 1, 4]) == "a c"
@@ -66,7 +68,9 @@ def test_sequences_of_text_are_the_sequence_form_rows():
     preprocessor = word_preprocessor()
     inputs, targets, weights = preprocessor.sequences(TEXT, sequence_length=3)
     assert (inputs.dtype, targets.dtype, weights.dtype) == (
-        np.int32, np.int32, np.float32
+        np.int32,
+        np.int32,
+        np.float32,
     )
     # Row k: targets from token 4 + 3k, and the 4 + 3 - 1 tokens before.
     assert inputs.tolist() == [[2, 3, 4, 5, 2, 6], [5, 2, 6, 2, 3, 4]]
@@ -78,7 +82,9 @@ def test_sequences_of_text_are_the_sequence_form_rows():
 
     inputs, targets, weights = preprocessor.sequences(TEXT, 3, pad_start=True)
     assert inputs.tolist() == [
-        [0, 0, 0, 2, 3, 4], [2, 3, 4, 5, 2, 6], [5, 2, 6, 2, 3, 4]
+        [0, 0, 0, 2, 3, 4],
+        [2, 3, 4, 5, 2, 6],
+        [5, 2, 6, 2, 3, 4],
     ]
     assert targets.tolist() == [[3, 4, 5], [2, 6, 2], [3, 4, 0]]
     assert weights.tolist() == [[1, 1, 1], [1, 1, 1], [1, 1, 0]]
@@ -94,15 +100,23 @@ def test_sequences_of_text_are_the_sequence_form_rows():
 def test_sequence_rows_score_like_windows_in_the_model():
     preprocessor = word_preprocessor()
     vocabulary = preprocessor.vocabulary
-    model = MemN2NLM(vocabulary.size, hops=2, memory_size=4,
-                     embedding_dim=8, vocabulary=vocabulary, init_stddev=0.3)
+    model = MemN2NLM(
+        vocabulary.size,
+        hops=2,
+        memory_size=4,
+        embedding_dim=8,
+        vocabulary=vocabulary,
+        init_stddev=0.3,
+    )
     inputs, targets, _ = preprocessor.sequences(TEXT, 3)
     sequence = keras.ops.convert_to_numpy(model(inputs))
     # Target (row 1, step 1) is token 8, read from tokens 4..7.
     window = np.array([IDS[4:8]])
     np.testing.assert_allclose(
-        sequence[1, 1], keras.ops.convert_to_numpy(model(window))[0],
-        rtol=1e-5, atol=1e-6,
+        sequence[1, 1],
+        keras.ops.convert_to_numpy(model(window))[0],
+        rtol=1e-5,
+        atol=1e-6,
     )
     assert targets[1, 1] == IDS[8]
 
@@ -147,18 +161,26 @@ def test_without_a_vocabulary_only_ids_are_accepted():
     [
         (lambda p: p.encode(3), "`text` must be"),
         (lambda p: p.encode([]), "`text` must be"),
-        (lambda p: p.generate_postprocess(np.zeros((1, 1, 1), "int32")),
-         "`token_ids` must be"),
+        (
+            lambda p: p.generate_postprocess(np.zeros((1, 1, 1), "int32")),
+            "`token_ids` must be",
+        ),
         (lambda p: p.generate_postprocess([0.5]), "`token_ids` must be"),
         (lambda p: p.sequences(np.array([IDS]), 3), "`text_or_ids` must be"),
         (lambda p: p.sequences(TEXT, 0), "`sequence_length` must be"),
-        (lambda p: p.sequences(TEXT, 3, short_context=1),
-         "`short_context` must be"),
-        (lambda p: p.sequences(TEXT, 3, pad_start="yes"),
-         "`pad_start` must be"),
+        (
+            lambda p: p.sequences(TEXT, 3, short_context=1),
+            "`short_context` must be",
+        ),
+        (
+            lambda p: p.sequences(TEXT, 3, pad_start="yes"),
+            "`pad_start` must be",
+        ),
         (lambda p: p.sequences("the cat sat", 3), "fewer than"),
-        (lambda p: p.sequences(np.array([2, 9, 3, 4, 5]), 3),
-         "vocabulary_size"),
+        (
+            lambda p: p.sequences(np.array([2, 9, 3, 4, 5]), 3),
+            "vocabulary_size",
+        ),
     ],
 )
 def test_rejects_bad_input(call, message):
@@ -191,8 +213,13 @@ def test_config_round_trip(vocabulary):
 
 def test_models_own_a_preprocessor_of_their_vocabulary():
     vocabulary = WordVocabulary.from_text(TEXT)
-    model = MemN2NLM(vocabulary.size, hops=1, memory_size=4,
-                     embedding_dim=4, vocabulary=vocabulary)
+    model = MemN2NLM(
+        vocabulary.size,
+        hops=1,
+        memory_size=4,
+        embedding_dim=4,
+        vocabulary=vocabulary,
+    )
     assert isinstance(model.preprocessor, MemN2NLMPreprocessor)
     assert model.preprocessor.vocabulary is vocabulary
     assert model.vocabulary is vocabulary

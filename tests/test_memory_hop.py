@@ -125,12 +125,11 @@ def test_attention_scores_as_functional_output():
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.tensorflow_only  # The gradient check uses tf.GradientTape.
 def test_gradients_reach_kernel_keys_and_values():
     query, keys, values = random_inputs()
     hop = MemoryHop(linear_units=3)
     hop(query, keys, values)
-    if keras.config.backend() != "tensorflow":
-        pytest.skip("gradient tape check written for TensorFlow")
     import tensorflow as tf
 
     keys_t, values_t = tf.constant(keys), tf.constant(values)
@@ -173,8 +172,14 @@ SEQ_LENGTH = SEQ_T + SEQ_M - 1
 
 
 def numpy_sequence_hop(
-    query, keys, values, kernel, mask=None, linear_units=None,
-    key_encodings=None, value_encodings=None,
+    query,
+    keys,
+    values,
+    kernel,
+    mask=None,
+    linear_units=None,
+    key_encodings=None,
+    value_encodings=None,
 ):
     """The sequence form as T separate windows of `numpy_hop`."""
     num_queries, length = query.shape[1], keys.shape[1]
@@ -189,7 +194,11 @@ def numpy_sequence_hop(
             window_values = window_values + value_encodings
         window_mask = None if mask is None else mask[:, t : t + memory]
         output, p = numpy_hop(
-            query[:, t], window_keys, window_values, kernel, window_mask,
+            query[:, t],
+            window_keys,
+            window_values,
+            kernel,
+            window_mask,
             linear_units,
         )
         outputs.append(output)
@@ -231,8 +240,13 @@ def test_sequence_form_matches_numpy_reference(
         linear_units=linear_units, use_query_projection=use_query_projection
     )
     outputs, probabilities = hop(
-        query, keys, values, mask=mask, key_encodings=key_enc,
-        value_encodings=value_enc, return_attention_scores=True,
+        query,
+        keys,
+        values,
+        mask=mask,
+        key_encodings=key_enc,
+        value_encodings=value_enc,
+        return_attention_scores=True,
     )
     kernel = (
         keras.ops.convert_to_numpy(hop.query_kernel)
@@ -254,8 +268,13 @@ def test_sequence_form_attention_is_a_distribution_over_valid_slots():
     query, keys, values, key_enc, value_enc = random_sequence_inputs(seed=1)
     mask = sequence_mask()
     _, probabilities = MemoryHop()(
-        query, keys, values, mask=mask, key_encodings=key_enc,
-        value_encodings=value_enc, return_attention_scores=True,
+        query,
+        keys,
+        values,
+        mask=mask,
+        key_encodings=key_enc,
+        value_encodings=value_enc,
+        return_attention_scores=True,
     )
     probabilities = keras.ops.convert_to_numpy(probabilities)
     assert probabilities.shape == (SEQ_BATCH, SEQ_T, SEQ_M)
@@ -277,18 +296,27 @@ def test_sequence_form_equals_window_calls_of_the_same_hop():
     mask = sequence_mask()
     hop = MemoryHop(linear_units=2)
     outputs = keras.ops.convert_to_numpy(
-        hop(query, keys, values, mask=mask, key_encodings=key_enc,
-            value_encodings=value_enc)
+        hop(
+            query,
+            keys,
+            values,
+            mask=mask,
+            key_encodings=key_enc,
+            value_encodings=value_enc,
+        )
     )
     for t in range(SEQ_T):
         window = hop(
-            query[:, t], keys[:, t : t + SEQ_M] + key_enc,
+            query[:, t],
+            keys[:, t : t + SEQ_M] + key_enc,
             values[:, t : t + SEQ_M] + value_enc,
             mask=mask[:, t : t + SEQ_M],
         )
         np.testing.assert_allclose(
-            outputs[:, t], keras.ops.convert_to_numpy(window),
-            rtol=1e-5, atol=1e-6,
+            outputs[:, t],
+            keras.ops.convert_to_numpy(window),
+            rtol=1e-5,
+            atol=1e-6,
         )
 
 
@@ -296,12 +324,19 @@ def test_sequence_form_with_one_query_is_the_window_form():
     query, keys, values, key_enc, value_enc = random_sequence_inputs(seed=3)
     keys, values = keys[:, :SEQ_M], values[:, :SEQ_M]
     hop = MemoryHop(linear_units=3)
-    sequence = hop(query[:, :1], keys, values, key_encodings=key_enc,
-                   value_encodings=value_enc)
+    sequence = hop(
+        query[:, :1],
+        keys,
+        values,
+        key_encodings=key_enc,
+        value_encodings=value_enc,
+    )
     window = hop(query[:, 0], keys + key_enc, values + value_enc)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(sequence)[:, 0],
-        keras.ops.convert_to_numpy(window), rtol=1e-5, atol=1e-6,
+        keras.ops.convert_to_numpy(window),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
@@ -311,17 +346,23 @@ def test_sequence_form_in_a_functional_model():
     hop = MemoryHop(linear_units=3)
     encodings = np.random.default_rng(4).normal(size=(SEQ_M, SEQ_DIM))
     state, attention = hop(
-        query, memory, memory, key_encodings=encodings.astype("float32"),
+        query,
+        memory,
+        memory,
+        key_encodings=encodings.astype("float32"),
         return_attention_scores=True,
     )
     model = keras.Model([query, memory], [state, attention])
-    assert model.output_shape == [
-        (None, SEQ_T, SEQ_DIM), (None, SEQ_T, SEQ_M)
-    ]
+    assert model.output_shape == [(None, SEQ_T, SEQ_DIM), (None, SEQ_T, SEQ_M)]
     q, k, _, _, _ = random_sequence_inputs(seed=4)
     state, probabilities = model.predict([q, k], verbose=0)
     expected, expected_p = numpy_sequence_hop(
-        q, k, k, keras.ops.convert_to_numpy(hop.query_kernel), None, 3,
+        q,
+        k,
+        k,
+        keras.ops.convert_to_numpy(hop.query_kernel),
+        None,
+        3,
         encodings,
     )
     np.testing.assert_allclose(state, expected, rtol=1e-5, atol=1e-5)
@@ -352,9 +393,11 @@ def test_sequence_form_rejects_fewer_positions_than_queries():
 def test_window_band_takes_out_t_i_equals_x_t_t_plus_i(
     num_queries, length, memory_size
 ):
-    x = np.random.default_rng(5).normal(
-        size=(2, num_queries, length)
-    ).astype("float32")
+    x = (
+        np.random.default_rng(5)
+        .normal(size=(2, num_queries, length))
+        .astype("float32")
+    )
     band = keras.ops.convert_to_numpy(window_band(x, memory_size))
     assert band.shape == (2, num_queries, memory_size)
     t = np.arange(num_queries)[:, None]
@@ -384,9 +427,12 @@ def test_window_unband_places_out_t_t_plus_i(num_queries, memory_size, length):
 def test_window_unband_of_band_keeps_exactly_the_band():
     num_queries, memory_size = 5, 4
     length = num_queries + memory_size - 1
-    x = np.random.default_rng(7).normal(
-        size=(3, num_queries, length)
-    ).astype("float32") + 10.0  # No zeros inside the band.
+    x = (
+        np.random.default_rng(7)
+        .normal(size=(3, num_queries, length))
+        .astype("float32")
+        + 10.0
+    )  # No zeros inside the band.
     kept = keras.ops.convert_to_numpy(
         window_unband(window_band(x, memory_size), length)
     )
@@ -397,19 +443,26 @@ def test_window_unband_of_band_keeps_exactly_the_band():
     assert np.all(kept[:, in_band] != 0)
 
 
+@pytest.mark.tensorflow_only  # The gradient check uses tf.GradientTape.
 def test_sequence_form_gradients_match_window_calls():
-    if keras.config.backend() != "tensorflow":
-        pytest.skip("gradient tape check written for TensorFlow")
     import tensorflow as tf
 
     query, keys, values, key_enc, value_enc = random_sequence_inputs(seed=8)
     mask = sequence_mask()
     hop = MemoryHop(linear_units=3)
-    hop(query, keys, values, mask=mask, key_encodings=key_enc,
-        value_encodings=value_enc)
-    weights = np.random.default_rng(9).normal(
-        size=(SEQ_BATCH, SEQ_T, SEQ_DIM)
-    ).astype("float32")
+    hop(
+        query,
+        keys,
+        values,
+        mask=mask,
+        key_encodings=key_enc,
+        value_encodings=value_enc,
+    )
+    weights = (
+        np.random.default_rng(9)
+        .normal(size=(SEQ_BATCH, SEQ_T, SEQ_DIM))
+        .astype("float32")
+    )
     tensors = [tf.constant(a) for a in (keys, values, key_enc, value_enc)]
 
     def gradients(sequence_form):
@@ -417,14 +470,18 @@ def test_sequence_form_gradients_match_window_calls():
             tape.watch(tensors)
             k, v, ke, ve = tensors
             if sequence_form:
-                out = hop(query, k, v, mask=mask, key_encodings=ke,
-                          value_encodings=ve)
+                out = hop(
+                    query, k, v, mask=mask, key_encodings=ke, value_encodings=ve
+                )
             else:
                 out = tf.stack(
                     [
-                        hop(query[:, t], k[:, t : t + SEQ_M] + ke,
+                        hop(
+                            query[:, t],
+                            k[:, t : t + SEQ_M] + ke,
                             v[:, t : t + SEQ_M] + ve,
-                            mask=mask[:, t : t + SEQ_M])
+                            mask=mask[:, t : t + SEQ_M],
+                        )
                         for t in range(SEQ_T)
                     ],
                     axis=1,

@@ -19,8 +19,8 @@ from keras_memnet.models import Seq2SeqTranslator
 from keras_memnet.presets import PresetMixin
 from keras_memnet.presets import list_presets
 from keras_memnet.presets import load_preset
-from keras_memnet.presets import save_to_preset
 from keras_memnet.presets import preset_io
+from keras_memnet.presets import save_to_preset
 from keras_memnet.presets.paper_presets import PAPER_PRESETS
 from keras_memnet.presets.paper_presets import write_paper_presets
 from keras_memnet.saving import load_model
@@ -299,8 +299,9 @@ def test_preset_mixin_methods(tmp_path):
     assert issubclass(MemN2NLM, PresetMixin)
     assert issubclass(Seq2SeqTranslator, PresetMixin)
 
-    model = PresetTestLM(vocabulary_size=12, hops=1, memory_size=4,
-                         embedding_dim=8)
+    model = PresetTestLM(
+        vocabulary_size=12, hops=1, memory_size=4, embedding_dim=8
+    )
     model.build((None, 4))
     model.save_to_preset(tmp_path / "mixin", weights_dtype="float16")
     restored = PresetTestLM.from_preset(tmp_path / "mixin")
@@ -489,8 +490,9 @@ def test_truncated_weights_file(word_preset):
 
 
 def test_weights_of_another_model(word_preset, tmp_path):
-    other = MemN2NLM(vocabulary_size=12, hops=2, memory_size=4,
-                     embedding_dim=16)
+    other = MemN2NLM(
+        vocabulary_size=12, hops=2, memory_size=4, embedding_dim=16
+    )
     other.build((None, 4))
     save_to_preset(other, tmp_path / "other")
     shutil.copy(
@@ -607,8 +609,7 @@ def test_failed_save_leaves_the_old_preset_intact(tmp_path, monkeypatch):
 
 
 def test_save_an_unbuilt_model(tmp_path):
-    model = MemN2NLM(vocabulary_size=12, hops=1, memory_size=4,
-                     embedding_dim=8)
+    model = MemN2NLM(vocabulary_size=12, hops=1, memory_size=4, embedding_dim=8)
     with pytest.raises(ValueError, match="is not built"):
         save_to_preset(model, tmp_path / "preset")
     assert os.listdir(tmp_path) == []

@@ -77,8 +77,10 @@ def test_dict_and_archive_paths(ptb_dir, tmp_path):
 
 def test_download_checks_md5_and_deletes_bad_file(ptb_dir, tmp_path):
     cache_dir = tmp_path / "cache"
-    with pytest.raises(ValueError, match="MD5 is .* not "
-                       "f26c4b92c5fdc7b3f8c7cdcb991d8420.*deleted") as info:
+    with pytest.raises(
+        ValueError,
+        match="MD5 is .* not f26c4b92c5fdc7b3f8c7cdcb991d8420.*deleted",
+    ) as info:
         ptb(origin=ptb_dir.as_uri(), cache_dir=str(cache_dir))
     assert hashlib.md5(FILES["train"].encode()).hexdigest() in str(info.value)
     assert not (cache_dir / "datasets" / "ptb.train.txt").exists()
@@ -98,7 +100,9 @@ def test_bad_input(ptb_dir, tmp_path):
     with pytest.raises(ValueError, match="`level` must be"):
         ptb(ptb_dir, level="byte")
     (ptb_dir / "ptb.test.txt").write_bytes(b" the \xe9 cat \n")
-    with pytest.raises(ValueError, match="not valid UTF-8: byte 0xe9 at offset 5"):
+    with pytest.raises(
+        ValueError, match="not valid UTF-8: byte 0xe9 at offset 5"
+    ):
         ptb(ptb_dir)
     (ptb_dir / "ptb.test.txt").write_text("")
     with pytest.raises(ValueError, match="file .*ptb.test.txt is empty"):

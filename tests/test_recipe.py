@@ -15,7 +15,9 @@ def test_sequence_form_is_the_default_and_scales_by_targets_per_step():
     assert recipe.learning_rate == pytest.approx(0.01 * targets * scale)
     assert recipe.max_norm == pytest.approx(50 / targets)
     # The stopping floor keeps its ratio to the starting rate.
-    assert recipe.min_learning_rate == pytest.approx(recipe.learning_rate / 1000)
+    assert recipe.min_learning_rate == pytest.approx(
+        recipe.learning_rate / 1000
+    )
     clone = MemN2NLMRecipe.from_config(recipe.get_config())
     assert clone.get_config() == recipe.get_config()
     with pytest.raises(ValueError, match="sequence_length"):
@@ -51,7 +53,10 @@ def test_mean_loss_sgd_step_equals_summed_loss_step():
     x = rng.normal(size=(batch, 4)).astype("float32")
     y = rng.integers(0, 3, batch)
     updates = []
-    for loss_reduction, lr in (("sum", 0.01), ("sum_over_batch_size", 0.01 * batch)):
+    for loss_reduction, lr in (
+        ("sum", 0.01),
+        ("sum_over_batch_size", 0.01 * batch),
+    ):
         keras.utils.set_random_seed(1)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
         start = keras.ops.convert_to_numpy(model.weights[0]).copy()
@@ -126,8 +131,14 @@ def test_train_memn2n_lm_sequence_perplexity_equals_window_form():
         batch_size=4, sequence_length=50, optimizer="adam", learning_rate=0.05
     )
     run = train_memn2n_lm(
-        corpus, hops=1, memory_size=5, embedding_dim=8, recipe=recipe,
-        epochs=1, evaluate=("valid",), verbose=0,
+        corpus,
+        hops=1,
+        memory_size=5,
+        embedding_dim=8,
+        recipe=recipe,
+        epochs=1,
+        evaluate=("valid",),
+        verbose=0,
     )
     model = run["model"]
     model.compile(
@@ -135,14 +146,16 @@ def test_train_memn2n_lm_sequence_perplexity_equals_window_form():
         metrics=[Perplexity(from_logits=True)],
     )
     by_window = model.evaluate(
-        corpus.windows("valid", 5, 32, shuffle=False), verbose=0,
+        corpus.windows("valid", 5, 32, shuffle=False),
+        verbose=0,
         return_dict=True,
     )
     np.testing.assert_allclose(
         run["perplexity"]["valid"], by_window["perplexity"], rtol=1e-5
     )
     np.testing.assert_allclose(
-        run["history"]["val_perplexity"][-1], by_window["perplexity"],
+        run["history"]["val_perplexity"][-1],
+        by_window["perplexity"],
         rtol=1e-5,
     )
 
@@ -218,13 +231,23 @@ def test_train_memn2n_lm_raises_instead_of_returning_a_nan_model():
     from keras_memnet.recipes import train_memn2n_lm
 
     # A rate that overflows within the first epoch.
-    recipe = MemN2NLMRecipe(batch_size=4, sequence_length=5,
-                            learning_rate=1e30, summed_max_norm=1e30)
+    recipe = MemN2NLMRecipe(
+        batch_size=4,
+        sequence_length=5,
+        learning_rate=1e30,
+        summed_max_norm=1e30,
+    )
     with pytest.warns(RuntimeWarning, match="Non-finite"):
         with pytest.raises(NonFiniteTrainingError) as raised:
-            train_memn2n_lm(tiny_corpus(), hops=1, memory_size=4,
-                            embedding_dim=8, recipe=recipe, epochs=3,
-                            verbose=0)
+            train_memn2n_lm(
+                tiny_corpus(),
+                hops=1,
+                memory_size=4,
+                embedding_dim=8,
+                recipe=recipe,
+                epochs=3,
+                verbose=0,
+            )
     message = str(raised.value)
     assert "at epoch 1, batch" in message and "put back" in message
     # The model holds the last good (here: the initial) weights.
@@ -241,11 +264,17 @@ def test_train_memn2n_lm_checkpoint_dir_arguments(tmp_path):
         train_memn2n_lm(corpus, recipe=recipe, resume=True)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
-        train_memn2n_lm(corpus, recipe=recipe,
-                        checkpoint_dir=tmp_path / "file")
-    kwargs = dict(hops=1, memory_size=4, embedding_dim=8, recipe=recipe,
-                  epochs=2, verbose=0, evaluate=("valid",),
-                  checkpoint_dir=tmp_path / "run")
+        train_memn2n_lm(corpus, recipe=recipe, checkpoint_dir=tmp_path / "file")
+    kwargs = dict(
+        hops=1,
+        memory_size=4,
+        embedding_dim=8,
+        recipe=recipe,
+        epochs=2,
+        verbose=0,
+        evaluate=("valid",),
+        checkpoint_dir=tmp_path / "run",
+    )
     first = train_memn2n_lm(corpus, **kwargs)
     # A finished checkpoint is not trained into by a new run ...
     with pytest.raises(ValueError, match="already holds a checkpoint"):
@@ -254,6 +283,7 @@ def test_train_memn2n_lm_checkpoint_dir_arguments(tmp_path):
     again = train_memn2n_lm(corpus, resume=True, **kwargs)
     assert again["history"] == first["history"]
     assert len(again["history"]["loss"]) == 2
-    for want, got in zip(first["model"].get_weights(),
-                         again["model"].get_weights()):
+    for want, got in zip(
+        first["model"].get_weights(), again["model"].get_weights()
+    ):
         assert (want == got).all()

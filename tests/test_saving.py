@@ -48,8 +48,9 @@ def test_a_keras_model_that_is_not_ours(tmp_path):
 def rewrite_member(source, target, name, transform):
     """Copies a zip archive with one member's bytes transformed."""
     with zipfile.ZipFile(source) as original:
-        members = {info.filename: original.read(info) for info in
-                   original.infolist()}
+        members = {
+            info.filename: original.read(info) for info in original.infolist()
+        }
     members[name] = transform(members[name])
     with zipfile.ZipFile(target, "w") as copy:
         for member, data in members.items():
@@ -58,41 +59,48 @@ def rewrite_member(source, target, name, transform):
 
 @pytest.mark.parametrize("damage", ["checksum", "content"])
 def test_a_damaged_weights_file_is_a_clear_error(tmp_path, damage):
-    model = MemN2NLM(vocabulary_size=20, hops=1, memory_size=4,
-                     embedding_dim=8)
+    model = MemN2NLM(vocabulary_size=20, hops=1, memory_size=4, embedding_dim=8)
     model.build((None, 4))
     path = tmp_path / "lm.keras"
     model.save(path)
     damaged = tmp_path / "damaged.keras"
     if damage == "content":
         # A whole zip whose weights file is not HDF5 any more.
-        rewrite_member(path, damaged, "model.weights.h5",
-                       lambda data: data[:100] + b"\0" * (len(data) - 100))
+        rewrite_member(
+            path,
+            damaged,
+            "model.weights.h5",
+            lambda data: data[:100] + b"\0" * (len(data) - 100),
+        )
         match = "weights cannot be read"
     else:
         # Bytes flipped in the stored weights: the zip's checksum fails.
         data = bytearray(path.read_bytes())
         with zipfile.ZipFile(path) as archive:
             info = archive.getinfo("model.weights.h5")
-        start = info.header_offset + 30 + len(info.filename) + len(
-            info.extra) + 200
-        data[start:start + 64] = b"\xff" * 64
+        start = (
+            info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+        )
+        data[start : start + 64] = b"\xff" * 64
         damaged.write_bytes(bytes(data))
         match = "model.weights.h5.*checksum"
     with pytest.raises(ValueError, match=match):
         load_model(damaged)
 
 
+@pytest.mark.tensorflow_only  # SavedModel export.
 def test_export_with_an_int32_serving_signature(tmp_path):
-    tf = pytest.importorskip("tensorflow")
-    model = MemN2NLM(vocabulary_size=20, hops=1, memory_size=4,
-                     embedding_dim=8)
+    import tensorflow as tf
+
+    model = MemN2NLM(vocabulary_size=20, hops=1, memory_size=4, embedding_dim=8)
     model.build((None, 4))
     path = str(tmp_path / "served")
     # As the README shows: without `input_signature` the served ids would
     # be float32.
     model.export(
-        path, format="tf_saved_model", verbose=False,
+        path,
+        format="tf_saved_model",
+        verbose=False,
         input_signature=[keras.InputSpec(shape=(None, 4), dtype="int32")],
     )
     served = tf.saved_model.load(path)
@@ -101,7 +109,9 @@ def test_export_with_an_int32_serving_signature(tmp_path):
     assert [spec.dtype for spec in inputs.values()] == [tf.int32]
     np.testing.assert_allclose(
         served.serve(tf.constant(ids)).numpy(),
-        model.predict(ids, verbose=0), rtol=1e-6, atol=1e-6,
+        model.predict(ids, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
     )
 
 
@@ -133,9 +143,13 @@ def run_on(backend, *args):
     import sys
 
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", CROSS_BACKEND, *args],
-                            env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", CROSS_BACKEND, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.split()
 

@@ -13,10 +13,18 @@ def test_normalize_text():
 def test_tokenize_sentence():
     assert tokenize_sentence("J'ai faim\u202f!") == ["j'", "ai", "faim", "!"]
     assert tokenize_sentence("Tom, don't go.") == [
-        "tom", ",", "don'", "t", "go", ".",
+        "tom",
+        ",",
+        "don'",
+        "t",
+        "go",
+        ".",
     ]
     assert tokenize_sentence("Peut-être\u2019s") == [
-        "peut", "-", "être'", "s",
+        "peut",
+        "-",
+        "être'",
+        "s",
     ]
     assert tokenize_sentence("  ") == []
 

@@ -15,9 +15,7 @@ def write(path, text):
 def test_load_normalises_and_skips_blank_lines(tmp_path):
     path = write(
         tmp_path / "pairs.txt",
-        "Go.\tVa\u202f!\tCC-BY attribution\n"
-        "\n"
-        "  Hi.  \t Salut\u00a0 !\n",
+        "Go.\tVa\u202f!\tCC-BY attribution\n\n  Hi.  \t Salut\u00a0 !\n",
     )
     assert sp.load_sentence_pairs(path) == [("Go.", "Va !"), ("Hi.", "Salut !")]
 
@@ -37,10 +35,14 @@ def test_load_reports_line_without_tab(tmp_path):
 
 def test_load_reports_empty_side(tmp_path):
     path = write(tmp_path / "pairs.txt", "a\tb\n \tb\n")
-    with pytest.raises(ValueError, match="line 2: the source sentence is empty"):
+    with pytest.raises(
+        ValueError, match="line 2: the source sentence is empty"
+    ):
         sp.load_sentence_pairs(path)
     path = write(tmp_path / "pairs2.txt", "a\t\u202f\n")
-    with pytest.raises(ValueError, match="line 1: the target sentence is empty"):
+    with pytest.raises(
+        ValueError, match="line 1: the target sentence is empty"
+    ):
         sp.load_sentence_pairs(path)
 
 
@@ -85,8 +87,10 @@ def test_group_references():
 
 
 def test_sentence_pair_dataset_batches_everything_once():
-    pairs = [(" ".join("abcde"[: 1 + i % 5]), " ".join("vwxyz"[: 1 + i % 3]))
-             for i in range(23)]
+    pairs = [
+        (" ".join("abcde"[: 1 + i % 5]), " ".join("vwxyz"[: 1 + i % 3]))
+        for i in range(23)
+    ]
     source_vocab, target_vocab = sp.build_vocabularies(pairs)
     dataset = sp.sentence_pair_dataset(
         pairs, source_vocab, target_vocab, batch_size=5, seed=0
@@ -100,8 +104,10 @@ def test_sentence_pair_dataset_batches_everything_once():
         labels = labels.numpy()
         assert decoder_input.shape == labels.shape
         # Labels are the decoder inputs shifted by one, ending in <end>.
-        np.testing.assert_array_equal(decoder_input[:, 1:][labels[:, 1:] != 0],
-                                      labels[:, :-1][labels[:, 1:] != 0])
+        np.testing.assert_array_equal(
+            decoder_input[:, 1:][labels[:, 1:] != 0],
+            labels[:, :-1][labels[:, 1:] != 0],
+        )
         assert ((labels == end).sum(axis=1) == 1).all()
         # Right padding only.
         for row in source:
@@ -115,8 +121,9 @@ def test_sentence_pair_dataset_batches_everything_once():
 def test_sentence_pair_dataset_rejects_bad_batch_size():
     source_vocab, target_vocab = sp.build_vocabularies([("a", "x")])
     with pytest.raises(ValueError, match="batch_size"):
-        sp.sentence_pair_dataset([("a", "x")], source_vocab, target_vocab,
-                                 batch_size=0)
+        sp.sentence_pair_dataset(
+            [("a", "x")], source_vocab, target_vocab, batch_size=0
+        )
 
 
 def test_moved_names_stay_importable_from_here():

@@ -65,18 +65,26 @@ def test_shipped_preset_scores_its_recorded_figure_offline(name):
         env={**os.environ, "KERAS_HOME": "/nonexistent-keras-home"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    line = [row for row in result.stdout.splitlines() if row.startswith(
-        "RESULT ")][-1]
-    figures = json.loads(line[len("RESULT "):])
+    line = [
+        row for row in result.stdout.splitlines() if row.startswith("RESULT ")
+    ][-1]
+    figures = json.loads(line[len("RESULT ") :])
     assert figures["targets"] == recorded["targets"]
     assert figures["perplexity"] == pytest.approx(
         recorded["perplexity"], rel=0.01
     )
     # Far better than a uniform guess over the vocabulary.
-    vocabulary_size = json.load(open(os.path.join(
-        os.path.dirname(HERE), "keras_memnet", "presets", name,
-        "tokenizer.json",
-    )))["vocabularies"][0]["size"]
+    vocabulary_size = json.load(
+        open(
+            os.path.join(
+                os.path.dirname(HERE),
+                "keras_memnet",
+                "presets",
+                name,
+                "tokenizer.json",
+            )
+        )
+    )["vocabularies"][0]["size"]
     assert figures["perplexity"] < vocabulary_size / 4
     for key in ("greedy", "sampled"):
         assert isinstance(figures[key], str) and figures[key].strip()
@@ -96,9 +104,20 @@ def test_wheel_size(tmp_path):
     """Builds the wheel and prints its size: the presets must fit in 25 MB."""
     root = os.path.dirname(HERE)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path), root],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            root,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if result.returncode != 0:
         pytest.fail(result.stdout[-2000:] + result.stderr[-2000:])
@@ -109,6 +128,10 @@ def test_wheel_size(tmp_path):
     with zipfile.ZipFile(tmp_path / wheel) as archive:
         names = archive.namelist()
     for name in TRAINED:
-        for file_name in ("config.json", "metadata.json", "model.weights.h5",
-                          "tokenizer.json"):
+        for file_name in (
+            "config.json",
+            "metadata.json",
+            "model.weights.h5",
+            "tokenizer.json",
+        ):
             assert f"keras_memnet/presets/{name}/{file_name}" in names

@@ -77,7 +77,9 @@ def test_standard_split_on_the_12m_prefix(
     assert num_bytes == 11_999_999
     cut_1, cut_2 = round(0.9 * num_bytes), round(0.95 * num_bytes)
     assert corpus.metadata["byte_ranges"] == {
-        "train": [0, cut_1], "valid": [cut_1, cut_2], "test": [cut_2, num_bytes],
+        "train": [0, cut_1],
+        "valid": [cut_1, cut_2],
+        "test": [cut_2, num_bytes],
     }
     train_words = text8_prefix_bytes[:cut_1].decode().split()
     assert corpus.train.size == len(train_words) == 1_842_662
@@ -99,7 +101,9 @@ def test_standard_split_on_the_12m_prefix(
 
 def test_reproduction_byte_range_split(text8_prefix_path, text8_prefix_bytes):
     corpus = text8(text8_prefix_path, split=REPRODUCTION_SPLIT, min_count=5)
-    counts = collections.Counter(text8_prefix_bytes[:10_000_000].decode().split())
+    counts = collections.Counter(
+        text8_prefix_bytes[:10_000_000].decode().split()
+    )
     kept = sum(count >= 5 for count in counts.values())
     # The reproduction issue's 19,502 counts the 19,501 kept word types plus
     # <unk>; with <pad> the vocabulary size is 19,503.
@@ -107,14 +111,17 @@ def test_reproduction_byte_range_split(text8_prefix_path, text8_prefix_bytes):
     assert corpus.vocabulary.size == 19_503
     assert corpus.metadata["byte_ranges"]["test"] == [11_000_000, 11_999_999]
     assert corpus.train.size == len(text8_prefix_bytes[:10_000_000].split())
-    assert corpus.valid.size == len(text8_prefix_bytes[10_000_000:11_000_000].split())
+    assert corpus.valid.size == len(
+        text8_prefix_bytes[10_000_000:11_000_000].split()
+    )
 
 
 def test_fractional_split_and_char_level_on_prefix(
     text8_prefix_path, text8_prefix_bytes
 ):
-    corpus = text8(text8_prefix_path, split=(0.5, 0.25), level="char",
-                   valid_fraction=0.1)
+    corpus = text8(
+        text8_prefix_path, split=(0.5, 0.25), level="char", valid_fraction=0.1
+    )
     half = round(0.5 * len(text8_prefix_bytes))
     assert corpus.train.size + corpus.valid.size == half
     assert corpus.valid.size == round(0.1 * half)
@@ -167,10 +174,15 @@ def test_download_of_a_truncated_zip_is_deleted(tmp_path):
 def test_verify_detects_bad_checksum_and_corrupt_data(tmp_path):
     data = b" anarchism originated as a term of abuse"
     good = _fake_text8_zip(tmp_path / "good.zip", data)
-    assert read_verified_zip(good, expected_size=len(data),
-                             expected_crc32=None) == data
-    with pytest.raises(ValueError, match="has CRC-32 0x[0-9a-f]{8}, not the "
-                       "expected 0x7d6be66f.*cache entry was deleted"):
+    assert (
+        read_verified_zip(good, expected_size=len(data), expected_crc32=None)
+        == data
+    )
+    with pytest.raises(
+        ValueError,
+        match="has CRC-32 0x[0-9a-f]{8}, not the "
+        "expected 0x7d6be66f.*cache entry was deleted",
+    ):
         read_verified_zip(good, expected_size=len(data), delete_if_bad=True)
     assert not good.exists()
     # Flip one stored byte: the header's CRC-32 no longer matches the data.
@@ -205,13 +217,17 @@ def test_offline_without_file_says_where_to_put_it(tmp_path):
         ("mikolov", "Unknown `split` 'mikolov'"),
         ({"train": (0, 600), "test": (500, 900)}, "overlap"),
         ({"train": (0, 600), "test": (600, 5000)}, "within the file's 1,000"),
-        ({"train": (0, 600), "dev": (600, 700), "test": (700, 900)},
-         "nothing else"),
+        (
+            {"train": (0, 600), "dev": (600, 700), "test": (700, 900)},
+            "nothing else",
+        ),
         ({"train": (0, 600), "test": (700, 700)}, "non-empty"),
         ((0.9, 0.2), "sum to at most 1"),
         ((0.5,), r"\(train, valid, test\) or \(train, test\)"),
-        ({"train": (0, 600.5), "test": (700, None)},
-         r"`split\['train'\]\[1\]` must be an integer"),
+        (
+            {"train": (0, 600.5), "test": (700, None)},
+            r"`split\['train'\]\[1\]` must be an integer",
+        ),
         ((0.5, 1.5), r"`split\[1\]` must be a number in \[0, 1\]"),
     ],
 )
@@ -247,7 +263,9 @@ def test_bad_input(tmp_path, text8_head_bytes):
         text8(empty)
     bad = tmp_path / "bad"
     bad.write_bytes(b" some words \xff\xfe more words here")
-    with pytest.raises(ValueError, match="not valid UTF-8: byte 0xff at offset 12"):
+    with pytest.raises(
+        ValueError, match="not valid UTF-8: byte 0xff at offset 12"
+    ):
         text8(bad, split=(0.5, 0.5))
     with pytest.raises(ValueError, match="not valid UTF-8"):
         text8(bad, split=(0.5, 0.5), level="char")

@@ -78,3 +78,25 @@ def test_config_round_trip():
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TimeLimit(**kwargs)
+
+
+class _SlowWorkWhilePaused(keras.callbacks.Callback):
+    """Sleeps inside `limit.paused()` after every batch."""
+
+    def __init__(self, limit, seconds):
+        super().__init__()
+        self.limit = limit
+        self.seconds = seconds
+
+    def on_train_batch_end(self, batch, logs=None):
+        with self.limit.paused():
+            time.sleep(self.seconds)
+
+
+def test_paused_time_does_not_count():
+    limit = TimeLimit(seconds=1.5)
+    # 12 batches pause for 0.2 s each: 2.4 s that would pass the limit
+    # if they counted.
+    epochs_run = fit([limit, _SlowWorkWhilePaused(limit, 0.2)], epochs=3)
+    assert epochs_run == 3 and not limit.stopped_early
+    assert limit.elapsed < 1.5

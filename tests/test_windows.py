@@ -66,8 +66,9 @@ def test_random_windows_are_real_windows_fresh_each_epoch_and_seeded():
         )
     assert not np.array_equal(first_epoch[1], second_epoch[1])
     again = _collect(
-        make_windows(tokens, memory_size, batch_size=64, num_windows=1000,
-                     seed=3)
+        make_windows(
+            tokens, memory_size, batch_size=64, num_windows=1000, seed=3
+        )
     )
     np.testing.assert_array_equal(again[1], first_epoch[1])
     # Roughly uniform over the positions.
@@ -112,14 +113,21 @@ def test_corpus_windows_feed_keras_fit():
 def test_errors():
     with pytest.raises(ValueError, match="empty"):
         make_windows(np.zeros(0, np.int32), 3, 2)
-    with pytest.raises(ValueError, match=r"has 4 tokens, fewer than the "
-                       r"memory_size \+ 1 = 6"):
+    with pytest.raises(
+        ValueError,
+        match=r"has 4 tokens, fewer than the "
+        r"memory_size \+ 1 = 6",
+    ):
         make_windows(np.arange(4), 5, 2)
-    with pytest.raises(ValueError, match="< `vocabulary_size`=5. Got a maximum of 9"):
+    with pytest.raises(
+        ValueError, match="< `vocabulary_size`=5. Got a maximum of 9"
+    ):
         make_windows(np.arange(10), 3, 2, vocabulary_size=5)
     with pytest.raises(ValueError, match=">= 0"):
         make_windows(np.array([1, -1, 2, 3]), 2, 2)
-    with pytest.raises(ValueError, match="`memory_size` must be an integer >= 1"):
+    with pytest.raises(
+        ValueError, match="`memory_size` must be an integer >= 1"
+    ):
         make_windows(np.arange(10), 0, 2)
     with pytest.raises(ValueError, match="`batch_size` must be an integer"):
         make_windows(np.arange(10), 2, 2.5)
@@ -128,7 +136,9 @@ def test_errors():
     with pytest.raises(ValueError, match="1-D"):
         make_windows(np.zeros((3, 3), np.int32), 2, 2)
     corpus = text8_sample(valid_fraction=0.0)
-    with pytest.raises(ValueError, match="'valid' split of this corpus is empty"):
+    with pytest.raises(
+        ValueError, match="'valid' split of this corpus is empty"
+    ):
         corpus.windows("valid", 3, 2)
     with pytest.raises(ValueError, match="`split_name` must be one of"):
         corpus.windows("dev", 3, 2)
@@ -142,8 +152,9 @@ def _collect_sequences(dataset):
     return tuple(np.concatenate(part) for part in parts)
 
 
-def _reference_sequences(tokens, memory_size, sequence_length,
-                         pad_start=False, short_context=False):
+def _reference_sequences(
+    tokens, memory_size, sequence_length, pad_start=False, short_context=False
+):
     """Rows of `make_sequences(shuffle=False)`, straight from the
     definition, one Python slice at a time."""
     tokens = list(tokens)
@@ -161,8 +172,9 @@ def _reference_sequences(tokens, memory_size, sequence_length,
         real = tokens[start : start + sequence_length]
         inputs.append(row)
         targets.append(real + [0] * (sequence_length - len(real)))
-        weights.append([1.0] * len(real)
-                       + [0.0] * (sequence_length - len(real)))
+        weights.append(
+            [1.0] * len(real) + [0.0] * (sequence_length - len(real))
+        )
     return np.array(inputs), np.array(targets), np.array(weights)
 
 
@@ -184,17 +196,26 @@ def test_sequential_rows_match_reference(
 ):
     tokens = np.arange(1, 40)
     dataset = make_sequences(
-        tokens, memory_size, sequence_length, batch_size=3, shuffle=False,
-        pad_start=pad_start, short_context=short_context,
+        tokens,
+        memory_size,
+        sequence_length,
+        batch_size=3,
+        shuffle=False,
+        pad_start=pad_start,
+        short_context=short_context,
     )
     input_spec, target_spec, weight_spec = dataset.element_spec
     assert input_spec.shape.as_list() == [
-        None, memory_size + sequence_length - 1
+        None,
+        memory_size + sequence_length - 1,
     ]
     assert target_spec.shape.as_list() == [None, sequence_length]
     assert weight_spec.shape.as_list() == [None, sequence_length]
-    assert (input_spec.dtype.name, target_spec.dtype.name,
-            weight_spec.dtype.name) == ("int32", "int32", "float32")
+    assert (
+        input_spec.dtype.name,
+        target_spec.dtype.name,
+        weight_spec.dtype.name,
+    ) == ("int32", "int32", "float32")
     inputs, targets, weights = _collect_sequences(dataset)
     expected = _reference_sequences(
         tokens, memory_size, sequence_length, pad_start, short_context
@@ -223,8 +244,9 @@ def test_sequence_rows_by_hand():
     np.testing.assert_array_equal(weights, [[1, 1, 1, 1], [1, 1, 1, 0]])
     # pad_start: targets 2..10, the first seeing two pads then token 1.
     inputs, targets, weights = _collect_sequences(
-        make_sequences(tokens, 3, 4, batch_size=8, shuffle=False,
-                       pad_start=True)
+        make_sequences(
+            tokens, 3, 4, batch_size=8, shuffle=False, pad_start=True
+        )
     )
     np.testing.assert_array_equal(
         inputs,
@@ -236,8 +258,9 @@ def test_sequence_rows_by_hand():
     np.testing.assert_array_equal(weights.sum(axis=1), [4, 4, 1])
     # short_context: the first target reads only the token before it.
     inputs, _, _ = _collect_sequences(
-        make_sequences(tokens, 3, 4, batch_size=8, shuffle=False,
-                       short_context=True)
+        make_sequences(
+            tokens, 3, 4, batch_size=8, shuffle=False, short_context=True
+        )
     )
     np.testing.assert_array_equal(
         inputs, [[0, 0, 3, 4, 5, 6], [0, 0, 7, 8, 9, 10]]
@@ -252,12 +275,23 @@ def test_sequence_contexts_are_the_windows(pad_start):
     tokens = rng.integers(1, 20, size=57)
     memory_size, sequence_length = 6, 5
     contexts, window_targets = _collect(
-        make_windows(tokens, memory_size, batch_size=64, shuffle=False,
-                     pad_start=pad_start)
+        make_windows(
+            tokens,
+            memory_size,
+            batch_size=64,
+            shuffle=False,
+            pad_start=pad_start,
+        )
     )
     inputs, targets, weights = _collect_sequences(
-        make_sequences(tokens, memory_size, sequence_length, batch_size=4,
-                       shuffle=False, pad_start=pad_start)
+        make_sequences(
+            tokens,
+            memory_size,
+            sequence_length,
+            batch_size=4,
+            shuffle=False,
+            pad_start=pad_start,
+        )
     )
     # Window i is the i-th target; sequence row k slot t is target
     # k * T + t.
@@ -292,21 +326,21 @@ def test_shuffled_epochs_score_every_target_once():
         # its first target, 0 past the end.
         starts = targets[:, 0] - 1
         assert np.all((starts - memory_size) % sequence_length == 0)
-        positions = starts[:, None] + np.arange(-memory_size,
-                                                sequence_length - 1)
+        positions = starts[:, None] + np.arange(
+            -memory_size, sequence_length - 1
+        )
         np.testing.assert_array_equal(
             inputs, np.where(positions < num_tokens, positions + 1, 0)
         )
     first_order, second_order = epochs[0][1][:, 0], epochs[1][1][:, 0]
     assert not np.array_equal(first_order, second_order)
-    np.testing.assert_array_equal(
-        np.sort(first_order), np.sort(second_order)
-    )
+    np.testing.assert_array_equal(np.sort(first_order), np.sort(second_order))
     # Sequential order only without shuffle.
     assert not np.all(np.diff(first_order) > 0)
     again = _collect_sequences(
-        make_sequences(tokens, memory_size, sequence_length, batch_size=8,
-                       seed=5)
+        make_sequences(
+            tokens, memory_size, sequence_length, batch_size=8, seed=5
+        )
     )
     np.testing.assert_array_equal(again[1], epochs[0][1])
 
@@ -344,18 +378,22 @@ def test_corpus_sequences():
     ids = vocab.encode(text)
     corpus = Corpus(ids, ids[:0], ids[:6], vocab)
     inputs, targets, weights = _collect_sequences(
-        corpus.sequences("train", 3, 4, 2, shuffle=False, pad_start=True,
-                         short_context=True)
+        corpus.sequences(
+            "train", 3, 4, 2, shuffle=False, pad_start=True, short_context=True
+        )
     )
-    expected = _reference_sequences(ids, 3, 4, pad_start=True,
-                                    short_context=True)
+    expected = _reference_sequences(
+        ids, 3, 4, pad_start=True, short_context=True
+    )
     np.testing.assert_array_equal(inputs, expected[0])
     np.testing.assert_array_equal(targets, expected[1])
     np.testing.assert_array_equal(weights, expected[2])
     assert corpus.num_sequences("train", 3, 4, pad_start=True) == 3
     assert corpus.num_sequences("test", 3, 4) == 1
-    with pytest.raises(ValueError, match="'valid' split of this corpus is "
-                       "empty, so it has no sequences"):
+    with pytest.raises(
+        ValueError,
+        match="'valid' split of this corpus is empty, so it has no sequences",
+    ):
         corpus.sequences("valid", 3, 4, 2)
     with pytest.raises(ValueError, match="`split_name` must be one of"):
         corpus.sequences("dev", 3, 4, 2)
@@ -364,14 +402,21 @@ def test_corpus_sequences():
 def test_sequence_errors():
     with pytest.raises(ValueError, match="empty"):
         make_sequences(np.zeros(0, np.int32), 3, 4, 2)
-    with pytest.raises(ValueError, match=r"has 5 tokens, fewer than the "
-                       r"memory_size \+ 1 = 6 needed for one target"):
+    with pytest.raises(
+        ValueError,
+        match=r"has 5 tokens, fewer than the "
+        r"memory_size \+ 1 = 6 needed for one target",
+    ):
         make_sequences(np.arange(5), 5, 4, 2)
-    with pytest.raises(ValueError, match=r"fewer than the 2 needed for one "
-                       r"target with `memory_size`=5 and pad_start=True"):
+    with pytest.raises(
+        ValueError,
+        match=r"fewer than the 2 needed for one "
+        r"target with `memory_size`=5 and pad_start=True",
+    ):
         make_sequences(np.arange(1), 5, 4, 2, pad_start=True)
-    with pytest.raises(ValueError, match="< `vocabulary_size`=5. Got a "
-                       "maximum of 9"):
+    with pytest.raises(
+        ValueError, match="< `vocabulary_size`=5. Got a maximum of 9"
+    ):
         make_sequences(np.arange(10), 3, 4, 2, vocabulary_size=5)
     with pytest.raises(ValueError, match=">= 0"):
         make_sequences(np.array([1, -1, 2, 3]), 2, 4, 2)
@@ -381,17 +426,24 @@ def test_sequence_errors():
         make_sequences(np.zeros((3, 3), np.int32), 2, 4, 2)
     with pytest.raises(ValueError, match="`memory_size` must be an integer"):
         make_sequences(np.arange(10), 0, 4, 2)
-    with pytest.raises(ValueError, match="`sequence_length` must be an "
-                       "integer >= 1. Received: sequence_length=0"):
+    with pytest.raises(
+        ValueError,
+        match="`sequence_length` must be an "
+        "integer >= 1. Received: sequence_length=0",
+    ):
         make_sequences(np.arange(10), 2, 0, 2)
-    with pytest.raises(ValueError, match="`sequence_length` must be an "
-                       "integer"):
+    with pytest.raises(
+        ValueError, match="`sequence_length` must be an integer"
+    ):
         make_sequences(np.arange(10), 2, 4.0, 2)
     with pytest.raises(ValueError, match="`batch_size` must be an integer"):
         make_sequences(np.arange(10), 2, 4, True)
-    with pytest.raises(ValueError, match=r"has 2 sequences of "
-                       r"`sequence_length`=4, fewer than `batch_size`=3 "
-                       r"with drop_remainder=True"):
+    with pytest.raises(
+        ValueError,
+        match=r"has 2 sequences of "
+        r"`sequence_length`=4, fewer than `batch_size`=3 "
+        r"with drop_remainder=True",
+    ):
         make_sequences(np.arange(10), 2, 4, 3, drop_remainder=True)
 
 
@@ -406,7 +458,12 @@ def test_sequence_arrays_are_the_rows_of_make_sequences(
         tokens, 7, 10, pad_start=pad_start, short_context=short_context
     )
     dataset = make_sequences(
-        tokens, 7, 10, batch_size=4, shuffle=False, pad_start=pad_start,
+        tokens,
+        7,
+        10,
+        batch_size=4,
+        shuffle=False,
+        pad_start=pad_start,
         short_context=short_context,
     )
     batches = [tuple(part.numpy() for part in batch) for batch in dataset]
@@ -439,10 +496,12 @@ def test_random_order_is_a_function_of_seed_and_epoch(form):
 
     def dataset(initial_epoch=0, seed=7):
         if form == "windows":
-            return make_windows(tokens, 3, 8, seed=seed,
-                                initial_epoch=initial_epoch)
-        return make_sequences(tokens, 3, 4, 8, seed=seed,
-                              initial_epoch=initial_epoch)
+            return make_windows(
+                tokens, 3, 8, seed=seed, initial_epoch=initial_epoch
+            )
+        return make_sequences(
+            tokens, 3, 4, 8, seed=seed, initial_epoch=initial_epoch
+        )
 
     def one_epoch(data):
         return np.concatenate([batch[1].numpy().ravel() for batch in data])

@@ -24,8 +24,9 @@ def vocab():
 
 def _write_text(path, header=True):
     lines = [f"{len(VECTORS)} 3"] if header else []
-    lines += [f"{w} " + " ".join(str(v) for v in vec) for w, vec in
-              VECTORS.items()]
+    lines += [
+        f"{w} " + " ".join(str(v) for v in vec) for w, vec in VECTORS.items()
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -49,7 +50,9 @@ def _check(vocab, vectors, found, case_insensitive=False):
         row = vocab.token_to_id(token)
         if token in expected:
             assert found[row]
-            np.testing.assert_array_equal(vectors[row], VECTORS[expected[token]])
+            np.testing.assert_array_equal(
+                vectors[row], VECTORS[expected[token]]
+            )
         else:
             assert not found[row]
             np.testing.assert_array_equal(vectors[row], 0.0)
@@ -60,8 +63,11 @@ def _check(vocab, vectors, found, case_insensitive=False):
 def test_text_format(tmp_path, vocab, header):
     path = _write_text(tmp_path / "vectors.txt", header=header)
     _check(vocab, *load_word_vectors(path, vocab))
-    _check(vocab, *load_word_vectors(path, vocab, case_insensitive=True),
-           case_insensitive=True)
+    _check(
+        vocab,
+        *load_word_vectors(path, vocab, case_insensitive=True),
+        case_insensitive=True,
+    )
 
 
 def test_gzipped_text_and_binary_formats(tmp_path, vocab):
@@ -71,8 +77,11 @@ def test_gzipped_text_and_binary_formats(tmp_path, vocab):
     _check(vocab, *load_word_vectors(packed, vocab))
     binary = _write_binary(tmp_path / "vectors.bin")
     _check(vocab, *load_word_vectors(binary, vocab))
-    _check(vocab, *load_word_vectors(binary, vocab, case_insensitive=True),
-           case_insensitive=True)
+    _check(
+        vocab,
+        *load_word_vectors(binary, vocab, case_insensitive=True),
+        case_insensitive=True,
+    )
 
 
 def test_mapping_pair_and_array_sources(tmp_path, vocab):
@@ -90,30 +99,38 @@ def test_mapping_pair_and_array_sources(tmp_path, vocab):
 
 
 def test_assign_into_memn2n_lm(vocab):
-    model = MemN2NLM(vocab.size, hops=2, memory_size=4, embedding_dim=3,
-                     vocabulary=vocab)
+    model = MemN2NLM(
+        vocab.size, hops=2, memory_size=4, embedding_dim=3, vocabulary=vocab
+    )
     model.build((None, 4))
-    before = [keras.ops.convert_to_numpy(layer.embeddings).copy()
-              for layer in model.embedding_layers]
+    before = [
+        keras.ops.convert_to_numpy(layer.embeddings).copy()
+        for layer in model.embedding_layers
+    ]
     assert assign_word_vectors(model, VECTORS, verbose=False) == 2
     for old, layer in zip(before, model.embedding_layers):
         new = keras.ops.convert_to_numpy(layer.embeddings)
         for token in ("the", "dog"):
             row = vocab.token_to_id(token)
             np.testing.assert_allclose(new[row], VECTORS[token])
-        untouched = [vocab.token_to_id(t) for t in ("<pad>", "<unk>", "cat",
-                                                     "sat", "on")]
+        untouched = [
+            vocab.token_to_id(t) for t in ("<pad>", "<unk>", "cat", "sat", "on")
+        ]
         np.testing.assert_array_equal(new[untouched], old[untouched])
     # The model still trains after the assignment.
     assert model.predict(np.ones((2, 4), "int32"), verbose=0).shape == (
-        2, vocab.size)
+        2,
+        vocab.size,
+    )
 
 
 def test_errors(tmp_path, vocab):
-    model = MemN2NLM(vocab.size, hops=2, memory_size=4, embedding_dim=5,
-                     vocabulary=vocab)
-    with pytest.raises(ValueError, match="dimension 3 but the model's "
-                       "`embedding_dim` is 5"):
+    model = MemN2NLM(
+        vocab.size, hops=2, memory_size=4, embedding_dim=5, vocabulary=vocab
+    )
+    with pytest.raises(
+        ValueError, match="dimension 3 but the model's `embedding_dim` is 5"
+    ):
         assign_word_vectors(model, VECTORS, verbose=False)
     unnamed = MemN2NLM(vocab.size, hops=2, memory_size=4, embedding_dim=3)
     with pytest.raises(ValueError, match="`vocabulary` is None"):

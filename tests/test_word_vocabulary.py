@@ -38,9 +38,16 @@ def test_encode_decode_round_trip():
 def test_min_count_and_max_size():
     text = "a a a b b c"
     assert WordVocabulary.from_text(text, min_count=2).tokens == [
-        "<pad>", "<unk>", "a", "b"]
+        "<pad>",
+        "<unk>",
+        "a",
+        "b",
+    ]
     assert WordVocabulary.from_text(text, max_size=3).tokens == [
-        "<pad>", "<unk>", "a"]
+        "<pad>",
+        "<unk>",
+        "a",
+    ]
 
 
 def test_special_tokens_in_text_are_not_types():

@@ -1,3 +1,5 @@
+import contextlib
+
 import keras
 from keras import ops
 
@@ -30,6 +32,14 @@ class GradientNormClipping(keras.callbacks.Callback):
     embedding gradients (TensorFlow's `IndexedSlices`) stay sparse, so only
     the rows read are updated, and the norm is that of the dense gradient.
 
+    On several devices the norm is that of the global gradient, summed over
+    the replicas, as on one device at the same global batch. Under JAX's
+    `keras.distribution` the gradients are already global arrays. Under a
+    `tf.distribute` strategy each replica holds its share: this callback
+    sums the gradients across replicas (one all-reduce, which the
+    optimizer then skips, so nothing is sent twice) and clips the sum.
+    (Keras's own `global_clipnorm` clips each replica's share instead.)
+
     Note that `max_norm` applies to the gradient of the loss Keras minimises,
     which is the *mean* over the batch. A clip of `c` on a summed loss is
     `c / batch_size` here; `keras_memnet.recipes.MemN2NLMRecipe` does this
@@ -50,7 +60,10 @@ class GradientNormClipping(keras.callbacks.Callback):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     history = model.fit(
-        np.ones((8, 4)), np.ones((8, 1)), epochs=2, verbose=0,
+        np.ones((8, 4)),
+        np.ones((8, 1)),
+        epochs=2,
+        verbose=0,
         callbacks=[GradientNormClipping(max_norm=1.0)],
     )
     history.history["gradient_norm"]  # pre-clip norm, one value per epoch
@@ -82,13 +95,22 @@ class GradientNormClipping(keras.callbacks.Callback):
                 )
         # The norm must live in an optimizer variable: on JAX the optimizer
         # update is stateless and only optimizer variables come back out.
-        norm_variable = optimizer.add_variable(
-            shape=(), dtype="float32", name="gradient_norm"
-        )
+        # Under a tf.distribute strategy it is mirrored; every replica
+        # holds the same global norm, so the first replica's is written.
+        with _strategy_scope(self.model):
+            norm_variable = optimizer.add_variable(
+                shape=(),
+                dtype="float32",
+                aggregation="only_first_replica",
+                name="gradient_norm",
+            )
         setattr(optimizer, _NORM_VARIABLE, norm_variable)
         max_norm = self.max_norm
+        sums_replicas = keras.config.backend() == "tensorflow"
 
         def clip_gradients(grads):
+            if sums_replicas:
+                grads = _sum_over_replicas(grads)
             norm = ops.sqrt(
                 sum(squared_norm(g) for g in grads if g is not None)
             )
@@ -104,6 +126,9 @@ class GradientNormClipping(keras.callbacks.Callback):
         # Keras optimizers route every update through `_clip_gradients`; an
         # instance attribute overrides it for this optimizer only.
         optimizer._clip_gradients = clip_gradients
+        if sums_replicas:
+            # The gradients were summed in `clip_gradients` already.
+            optimizer._all_reduce_sum_gradients = list
         _hide_from_saving(optimizer, norm_variable)
         self._optimizer = optimizer
         self._epoch_norms = []
@@ -133,6 +158,7 @@ class GradientNormClipping(keras.callbacks.Callback):
             v for v in optimizer._variables if v is not norm_variable
         ]
         del optimizer._clip_gradients
+        optimizer.__dict__.pop("_all_reduce_sum_gradients", None)
         del optimizer.save_own_variables
         del optimizer.load_own_variables
         delattr(optimizer, _NORM_VARIABLE)
@@ -153,6 +179,33 @@ class GradientNormClipping(keras.callbacks.Callback):
 
     def get_config(self):
         return {"max_norm": self.max_norm, "log_name": self.log_name}
+
+
+def _strategy_scope(model):
+    # `distribute_strategy` exists on the TensorFlow backend only; `fit`
+    # may run outside the strategy's scope, but the variable must be made
+    # inside it to be mirrored.
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None:
+        return contextlib.nullcontext()
+    return strategy.scope()
+
+
+def _sum_over_replicas(grads):
+    """TensorFlow: the gradients summed over the replicas of a strategy.
+
+    Inside a `tf.distribute` replica each gradient is that replica's share
+    of the global one (Keras scales the loss by `1 / replicas`), so the
+    norm of the global gradient needs the sum, not the shares' norms.
+    """
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    present = [g for g in grads if g is not None]
+    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(summed) for g in grads]
 
 
 def _hide_from_saving(optimizer, hidden_variable):

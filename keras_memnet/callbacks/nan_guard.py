@@ -58,8 +58,14 @@ class NaNGuard(keras.callbacks.Callback):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(1e6), loss="mse")
     guard = NaNGuard()
-    model.fit(np.ones((64, 4)), 1e6 * np.ones((64, 1)), epochs=3,
-              batch_size=8, verbose=0, callbacks=[guard])
+    model.fit(
+        np.ones((64, 4)),
+        1e6 * np.ones((64, 1)),
+        epochs=3,
+        batch_size=8,
+        verbose=0,
+        callbacks=[guard],
+    )
     guard.failure  # "Non-finite loss (inf) at epoch 1, batch 3; ..."
     ```
     """

@@ -55,8 +55,14 @@ class PlateauAnnealing(keras.callbacks.Callback):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
     x, y = np.ones((16, 4)), np.ones((16, 1))
-    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0,
-              callbacks=[PlateauAnnealing(factor=1.5, min_lr=1e-5)])
+    model.fit(
+        x,
+        y,
+        validation_data=(x, y),
+        epochs=3,
+        verbose=0,
+        callbacks=[PlateauAnnealing(factor=1.5, min_lr=1e-5)],
+    )
     ```
     """
 
@@ -111,7 +117,7 @@ class PlateauAnnealing(keras.callbacks.Callback):
             self.previous is not None
             and current > self.previous * (1.0 - self.min_delta)
         ):
-            new_lr = float(optimizer.learning_rate) / self.factor
+            new_lr = learning_rate_value(optimizer) / self.factor
             optimizer.learning_rate = new_lr
             if self.verbose:
                 print(
@@ -127,7 +133,7 @@ class PlateauAnnealing(keras.callbacks.Callback):
                 self.model.stop_training = True
         if finite:
             self.previous = current
-        logs["learning_rate"] = float(optimizer.learning_rate)
+        logs["learning_rate"] = learning_rate_value(optimizer)
 
     def get_config(self):
         return {
@@ -137,6 +143,16 @@ class PlateauAnnealing(keras.callbacks.Callback):
             "min_delta": self.min_delta,
             "verbose": self.verbose,
         }
+
+
+def learning_rate_value(optimizer):
+    """The optimizer's learning rate as a Python float.
+
+    Under a `tf.distribute` strategy the rate is a `MirroredVariable`,
+    which `float()` refuses; every backend's variable has `numpy()`.
+    """
+    value = optimizer.learning_rate
+    return float(value.numpy() if hasattr(value, "numpy") else value)
 
 
 def _check_settable_learning_rate(optimizer):

@@ -5,6 +5,7 @@ import keras
 from keras_memnet.callbacks.plateau_annealing import (
     _check_settable_learning_rate,
 )
+from keras_memnet.callbacks.plateau_annealing import learning_rate_value
 from keras_memnet.utils.arguments import check_float
 
 
@@ -42,8 +43,13 @@ class StepAnnealing(keras.callbacks.Callback):
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
-    model.fit(np.ones((16, 4)), np.ones((16, 1)), epochs=4, verbose=0,
-              callbacks=[StepAnnealing(every=2, factor=2.0)])
+    model.fit(
+        np.ones((16, 4)),
+        np.ones((16, 1)),
+        epochs=4,
+        verbose=0,
+        callbacks=[StepAnnealing(every=2, factor=2.0)],
+    )
     float(model.optimizer.learning_rate)  # 0.005
     ```
     """
@@ -66,11 +72,9 @@ class StepAnnealing(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         _check_settable_learning_rate(optimizer)
         if self.initial_lr is None:
-            self.initial_lr = float(optimizer.learning_rate)
+            self.initial_lr = learning_rate_value(optimizer)
         self._steps = self.params.get("steps") if self.params else None
-        fractional = any(
-            float(v) != int(v) for v in (self.every, self.start)
-        )
+        fractional = any(float(v) != int(v) for v in (self.every, self.start))
         if fractional and not self._steps:
             raise ValueError(
                 f"`StepAnnealing(every={self.every}, start={self.start})` "
@@ -89,7 +93,7 @@ class StepAnnealing(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+            logs["learning_rate"] = learning_rate_value(self.model.optimizer)
 
     def _update(self, progress):
         divisions = 0

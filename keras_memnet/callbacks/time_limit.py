@@ -1,3 +1,4 @@
+import contextlib
 import time
 
 import keras
@@ -22,6 +23,17 @@ class TimeLimit(keras.callbacks.Callback):
       every batch and epoch, and when training ends);
     - `stopped_early`: whether this callback stopped training.
 
+    `with limit.paused():` stops the clock, for work inside `fit` that
+    should not count (a learning curve scored from another callback).
+
+    `get_state` / `set_state` carry the budget over a resume: listed
+    before a `keras_memnet.callbacks.TrainingCheckpoint` that is given
+    this callback, a run restarted from a checkpoint goes on with the
+    steps and training seconds of the checkpointed epochs already spent
+    (the time lost in the epoch that was killed, and the time to start
+    again, are not counted), so the resumed run stops where an
+    uninterrupted one would have, give or take the clock.
+
     Args:
         seconds: number > 0. The wall-clock limit, in seconds.
         max_steps: int >= 1 or `None`. Also stop after this many training
@@ -38,8 +50,14 @@ class TimeLimit(keras.callbacks.Callback):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     limit = TimeLimit(seconds=60.0, max_steps=3)
-    model.fit(np.ones((16, 4)), np.ones((16, 1)), batch_size=4, epochs=5,
-              verbose=0, callbacks=[limit])
+    model.fit(
+        np.ones((16, 4)),
+        np.ones((16, 1)),
+        batch_size=4,
+        epochs=5,
+        verbose=0,
+        callbacks=[limit],
+    )
     limit.steps, limit.stopped_early  # (3, True)
     ```
     """
@@ -58,6 +76,18 @@ class TimeLimit(keras.callbacks.Callback):
         self.stopped_early = False
         self._started = None
 
+    def get_state(self):
+        """The steps and seconds spent so far, a JSON-serialisable dict."""
+        return {"steps": self.steps, "elapsed": self._seconds_so_far()}
+
+    def set_state(self, state):
+        """Continues the budget of a `get_state` (call after
+        `on_train_begin`, as `TrainingCheckpoint` does)."""
+        self.steps = int(state["steps"])
+        # Moving the start back makes the resumed seconds count.
+        self._started = time.monotonic() - float(state["elapsed"])
+        self.elapsed = float(state["elapsed"])
+
     def on_train_begin(self, logs=None):
         # A monotonic clock: unaffected by changes of the system time.
         self._started = time.monotonic()
@@ -74,6 +104,25 @@ class TimeLimit(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.elapsed = time.monotonic() - self._started
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Stops the clock for the duration of a `with` block.
+
+        For work done inside `fit` that is not training, such as scoring
+        a learning curve from a callback: the time it takes does not count
+        against the limit, nor in `elapsed`.
+        """
+        paused_at = time.monotonic()
+        try:
+            yield
+        finally:
+            self._started += time.monotonic() - paused_at
+
+    def _seconds_so_far(self):
+        if self._started is None:
+            return self.elapsed
+        return time.monotonic() - self._started
 
     def _stop_if_over(self):
         self.elapsed = time.monotonic() - self._started

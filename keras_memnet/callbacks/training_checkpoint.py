@@ -8,6 +8,8 @@ from keras_memnet.callbacks.nan_guard import FAILURE_ATTRIBUTE
 
 STATE_FILE = "callback_state.json"
 FINAL_WEIGHTS_FILE = "final.weights.h5"
+# Not a variable path (those hold a "/"), so no variable is mistaken for it.
+TORCH_RNG_STATE = "torch_global_rng_state"
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
@@ -24,7 +26,9 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
       (its counters and best weights);
     - the `History` so far;
     - the states of the random generators of the model's layers (dropout),
-      which Keras's weight files leave out.
+      which Keras's weight files leave out, and on PyTorch the global
+      generator's, which draws the dropout of layers created without a
+      seed.
 
     When `fit` starts with a checkpoint in `backup_dir`, all of it is put
     back and training continues with the epoch after the saved one; what
@@ -58,9 +62,14 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
     x, y = np.ones((16, 4)), np.ones((16, 1))
     annealing = PlateauAnnealing()
-    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0,
-              callbacks=[annealing,
-                         TrainingCheckpoint("/tmp/run", [annealing])])
+    model.fit(
+        x,
+        y,
+        validation_data=(x, y),
+        epochs=3,
+        verbose=0,
+        callbacks=[annealing, TrainingCheckpoint("/tmp/run", [annealing])],
+    )
     ```
     """
 
@@ -242,11 +251,18 @@ def _unsaved_variables(model):
     """The variables that weight files leave out (random-generator
     states), by path."""
     saved = {id(v) for v in model.weights}
-    return {
+    values = {
         v.path: keras.ops.convert_to_numpy(v).tolist()
         for v in model.variables
         if id(v) not in saved
     }
+    if keras.config.backend() == "torch":
+        # Keras's PyTorch dropout draws from torch's global generator when
+        # the layer's seed generator was made without a seed.
+        import torch
+
+        values[TORCH_RNG_STATE] = torch.get_rng_state().tolist()
+    return values
 
 
 def _set_unsaved_variables(model, values):
@@ -255,6 +271,12 @@ def _set_unsaved_variables(model, values):
             variable.assign(
                 np.asarray(values[variable.path], dtype=variable.dtype)
             )
+    if TORCH_RNG_STATE in values:
+        import torch
+
+        torch.set_rng_state(
+            torch.tensor(values[TORCH_RNG_STATE], dtype=torch.uint8)
+        )
 
 
 def _weights_are_finite(model):

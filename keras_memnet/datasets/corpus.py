@@ -40,14 +40,21 @@ class Corpus:
     >>> vocab = WordVocabulary.from_text("a b c d a b c d")
     >>> ids = vocab.encode("a b c d a b c d")
     >>> corpus = Corpus(ids, ids[:0], ids, vocab)
-    >>> context, target = next(iter(corpus.windows("train", 3, 2,
-    ...                                             shuffle=False)))
+    >>> context, target = next(
+    ...     iter(corpus.windows("train", 3, 2, shuffle=False))
+    ... )
     >>> context.shape.as_list(), target.numpy().tolist()
     ([2, 3], [5, 2])
     """
 
     def __init__(
-        self, train, valid, test, vocabulary, name=None, level="word",
+        self,
+        train,
+        valid,
+        test,
+        vocabulary,
+        name=None,
+        level="word",
         metadata=None,
     ):
         if level not in ("word", "char"):
@@ -179,8 +186,9 @@ class Corpus:
         >>> vocab = WordVocabulary.from_text("a b c d a b c d")
         >>> ids = vocab.encode("a b c d a b c d")
         >>> corpus = Corpus(ids, ids[:0], ids, vocab)
-        >>> inputs, targets, weights = next(iter(corpus.sequences(
-        ...     "train", 3, 4, 2, shuffle=False)))
+        >>> inputs, targets, weights = next(
+        ...     iter(corpus.sequences("train", 3, 4, 2, shuffle=False))
+        ... )
         >>> inputs.shape.as_list(), targets.shape.as_list()
         ([2, 6], [2, 4])
         >>> weights.numpy().tolist()
@@ -242,9 +250,7 @@ class Corpus:
             "train": self.train.tolist(),
             "valid": self.valid.tolist(),
             "test": self.test.tolist(),
-            "vocabulary": keras.saving.serialize_keras_object(
-                self.vocabulary
-            ),
+            "vocabulary": keras.saving.serialize_keras_object(self.vocabulary),
             "name": self.name,
             "level": self.level,
             "metadata": self.metadata,

@@ -10,8 +10,8 @@ import hashlib
 import os
 import tarfile
 
-from keras_memnet.datasets.corpus import Corpus
 from keras_memnet.datasets.corpus import SPLIT_NAMES
+from keras_memnet.datasets.corpus import Corpus
 from keras_memnet.datasets.text8 import download_to_cache
 from keras_memnet.tokenizers.char_vocabulary import CharVocabulary
 from keras_memnet.tokenizers.word_vocabulary import UNK_TOKEN
@@ -105,8 +105,9 @@ def ptb(
                 f"{min_count}."
             )
         lines = {
-            name: "".join(" ".join(line.split()) + "\n"
-                          for line in text.splitlines())
+            name: "".join(
+                " ".join(line.split()) + "\n" for line in text.splitlines()
+            )
             for name, text in texts.items()
         }
         if vocabulary is None:
@@ -154,7 +155,9 @@ def _read_ptb_files(path, cache_dir, origin):
         result = {}
         for name, fname in PTB_FILES.items():
             local = download_to_cache(
-                fname, origin.rstrip("/") + "/" + fname, cache_dir=cache_dir,
+                fname,
+                origin.rstrip("/") + "/" + fname,
+                cache_dir=cache_dir,
                 what=f"Penn Treebank {name} file",
             )
             with open(local, "rb") as file:
@@ -223,9 +226,7 @@ def _read_ptb_archive(path):
             }
             for name, fname in PTB_FILES.items():
                 if fname not in members:
-                    raise ValueError(
-                        f"The archive {path} holds no {fname}."
-                    )
+                    raise ValueError(f"The archive {path} holds no {fname}.")
                 data = archive.extractfile(members[fname]).read()
                 result[name] = (data, f"{path}:{members[fname].name}")
     except (tarfile.TarError, EOFError, OSError) as err:

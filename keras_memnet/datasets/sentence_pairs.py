@@ -25,6 +25,7 @@ dataset = sp.sentence_pair_dataset(
 """
 
 import gzip
+import re
 
 import numpy as np
 
@@ -40,10 +41,11 @@ from keras_memnet.tokenizers.sentence_pair_tokenization import (
     encode_sentence_pairs,
 )
 from keras_memnet.tokenizers.sentence_pair_tokenization import normalize_text
-from keras_memnet.tokenizers.sentence_pair_tokenization import (  # noqa: F401
-    tokenize_sentence,
-)
+from keras_memnet.tokenizers.sentence_pair_tokenization import tokenize_sentence  # noqa: F401
 from keras_memnet.utils.arguments import check_int
+
+# What `errors="surrogateescape"` turns undecodable bytes into.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 def load_sentence_pairs(path, max_pairs=None, encoding="utf-8"):
@@ -62,16 +64,30 @@ def load_sentence_pairs(path, max_pairs=None, encoding="utf-8"):
         A list of `(source, target)` string tuples, in file order.
 
     Raises:
-        ValueError: naming the line number, for a line without a tab or
-            with an empty source or target.
+        ValueError: naming the file and the line number, for a line
+            without a tab, with an empty source or target, or that is not
+            valid `encoding` text.
     """
     max_pairs = check_int("max_pairs", max_pairs, minimum=1, allow_none=True)
     path = str(path)
     opener = gzip.open if path.endswith(".gz") else open
     pairs = []
-    with opener(path, "rt", encoding=encoding) as lines:
+    # Undecodable bytes are kept as lone surrogates (which valid text never
+    # decodes to), so that the error can name the line they are on.
+    with opener(
+        path, "rt", encoding=encoding, errors="surrogateescape"
+    ) as lines:
         for line_number, line in enumerate(lines, start=1):
             line = line.rstrip("\r\n")
+            undecodable = _UNDECODABLE.search(line)
+            if undecodable is not None:
+                byte = ord(undecodable.group()) - 0xDC00
+                raise ValueError(
+                    f"{path}, line {line_number}: not valid {encoding} "
+                    f"text (byte 0x{byte:02x} at character "
+                    f"{undecodable.start() + 1}). Convert the file to "
+                    f"{encoding}, or pass the file's `encoding`."
+                )
             if not line.strip():
                 continue
             if "\t" not in line:
@@ -161,6 +177,7 @@ def sentence_pair_dataset(
     seed=None,
     start_token=START_TOKEN,
     end_token=END_TOKEN,
+    initial_epoch=0,
 ):
     """Makes a `tf.data.Dataset` of teacher-forcing batches.
 
@@ -170,16 +187,26 @@ def sentence_pair_dataset(
     longest sentence of the batch. The size of the dataset is known, which
     `keras_memnet.callbacks.StepAnnealing` needs for fractional epochs.
 
+    With `shuffle=True` each pass over the dataset is one epoch in a fresh
+    order. The order of epoch `e` (counted from 0) is a function of `seed`
+    and `e` alone, and the `k`-th pass is epoch `initial_epoch + k` (as in
+    `keras_memnet.datasets.make_sequences`), so that a run resumed at
+    epoch `e` (`keras_memnet.callbacks.read_resume_epoch`) sees the
+    batches an uninterrupted run would have.
+
     Args:
         pairs: list of `(source, target)` tuples.
         source_vocabulary, target_vocabulary: `WordVocabulary`s, e.g. from
             `build_vocabularies`.
         batch_size: int >= 1.
         shuffle: bool. Reshuffle the pairs every epoch.
-        seed: int or None. Shuffling seed.
+        seed: int or None. Shuffling seed (None: a random one).
         start_token, end_token: str. See `build_vocabularies`.
+        initial_epoch: int >= 0. The epoch of the first pass (see above).
     """
     import tensorflow as tf
+
+    from keras_memnet.datasets.windows import epoch_shuffled_indices
 
     batch_size = check_int("batch_size", batch_size, minimum=1)
     source_ids, decoder_input_ids, label_ids = encode_sentence_pairs(
@@ -192,25 +219,28 @@ def sentence_pair_dataset(
             np.array([len(s) for s in sequences], dtype="int64"),
         )
 
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (
-            {
-                "source_ids": ragged(source_ids),
-                "decoder_input_ids": ragged(decoder_input_ids),
-            },
-            ragged(label_ids),
-        )
-    )
+    sources = ragged(source_ids)
+    decoder_inputs = ragged(decoder_input_ids)
+    labels = ragged(label_ids)
+    num_pairs = len(pairs)
+
+    # Only the indices of the pairs go through the pipeline; each batch
+    # gathers its rows.
     if shuffle:
-        dataset = dataset.shuffle(
-            len(pairs), seed=seed, reshuffle_each_iteration=True
-        )
+        indices = epoch_shuffled_indices(num_pairs, seed, initial_epoch)
+    else:
+        indices = tf.data.Dataset.range(num_pairs)
 
-    def to_padded(inputs, labels):
+    def gather(batch):
         return (
-            {name: ids.to_tensor() for name, ids in inputs.items()},
-            labels.to_tensor(),
+            {
+                "source_ids": tf.gather(sources, batch).to_tensor(),
+                "decoder_input_ids": tf.gather(
+                    decoder_inputs, batch
+                ).to_tensor(),
+            },
+            tf.gather(labels, batch).to_tensor(),
         )
 
-    dataset = dataset.ragged_batch(batch_size).map(to_padded)
+    dataset = indices.batch(batch_size).map(gather)
     return dataset.prefetch(tf.data.AUTOTUNE)

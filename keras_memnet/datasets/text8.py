@@ -220,9 +220,17 @@ def read_verified_zip(
                     f"the expected {expected_crc32:#010x}"
                 )
             data = archive.read(member)
-    except (_BadArchive, zipfile.BadZipFile, EOFError, zlib.error, OSError) as err:
-        reason = str(err) if isinstance(err, _BadArchive) else (
-            f"it is corrupt or truncated ({type(err).__name__}: {err})"
+    except (
+        _BadArchive,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        OSError,
+    ) as err:
+        reason = (
+            str(err)
+            if isinstance(err, _BadArchive)
+            else (f"it is corrupt or truncated ({type(err).__name__}: {err})")
         )
         if delete_if_bad and os.path.exists(path):
             os.remove(path)
@@ -405,8 +413,8 @@ def _fraction_ranges(fractions, num_bytes):
             "A fractional `split` is (train, valid, test) or (train, test). "
             f"Got: {fractions!r}"
         )
-    names = ("train", "valid", "test") if len(fractions) == 3 else (
-        "train", "test"
+    names = (
+        ("train", "valid", "test") if len(fractions) == 3 else ("train", "test")
     )
     fractions = [
         check_float(f"split[{index}]", value, minimum=0, maximum=1)
@@ -483,7 +491,9 @@ def _word_blocks(data, start, end):
 
 
 def _encode_range(vocabulary, data, start, end):
-    parts = [vocabulary.encode(words) for words in _word_blocks(data, start, end)]
+    parts = [
+        vocabulary.encode(words) for words in _word_blocks(data, start, end)
+    ]
     if not parts:
         return np.zeros(0, np.int32)
     return np.concatenate(parts)
@@ -550,8 +560,12 @@ def _corpus_from_bytes(
                 )
             min_count_used = 1
         else:
-            min_count_used = STANDARD_MIN_COUNT if min_count is None else min_count
-        if vocabulary is not None and not isinstance(vocabulary, WordVocabulary):
+            min_count_used = (
+                STANDARD_MIN_COUNT if min_count is None else min_count
+            )
+        if vocabulary is not None and not isinstance(
+            vocabulary, WordVocabulary
+        ):
             raise ValueError(
                 "level='word' needs a WordVocabulary as `vocabulary`. Got: "
                 f"{vocabulary!r}"

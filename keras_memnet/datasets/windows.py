@@ -77,8 +77,9 @@ def make_windows(
     Example:
 
     >>> import numpy as np
-    >>> dataset = make_windows(np.arange(10), memory_size=3, batch_size=4,
-    ...                        shuffle=False)
+    >>> dataset = make_windows(
+    ...     np.arange(10), memory_size=3, batch_size=4, shuffle=False
+    ... )
     >>> context, target = next(iter(dataset))
     >>> context.numpy().tolist()[0], target.numpy().tolist()[0]
     ([0, 1, 2], 3)
@@ -259,9 +260,13 @@ def make_sequences(
     Example:
 
     >>> import numpy as np
-    >>> dataset = make_sequences(np.arange(1, 11), memory_size=3,
-    ...                          sequence_length=4, batch_size=2,
-    ...                          shuffle=False)
+    >>> dataset = make_sequences(
+    ...     np.arange(1, 11),
+    ...     memory_size=3,
+    ...     sequence_length=4,
+    ...     batch_size=2,
+    ...     shuffle=False,
+    ... )
     >>> inputs, targets, weights = next(iter(dataset))
     >>> inputs.numpy().tolist()
     [[1, 2, 3, 4, 5, 6], [5, 6, 7, 8, 9, 10]]
@@ -328,19 +333,8 @@ def make_sequences(
         )
 
     if shuffle:
-        # A full permutation of the chunk indices, drawn for each epoch
-        # from the epoch's seed. Only the int64 indices are shuffled.
-        def chunks_of_epoch(epoch_seed):
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(num_chunks, dtype=tf.int64), seed=epoch_seed
-            )
-            return tf.data.Dataset.from_tensor_slices(order)
-
-        chunks = (
-            _epoch_seeds(seed, initial_epoch)
-            .flat_map(chunks_of_epoch)
-            .apply(tf.data.experimental.assert_cardinality(num_chunks))
-        )
+        # Only the int64 indices of the chunks are shuffled.
+        chunks = epoch_shuffled_indices(num_chunks, seed, initial_epoch)
     else:
         chunks = tf.data.Dataset.range(num_chunks)
     dataset = chunks.batch(batch_size, drop_remainder=drop_remainder).map(
@@ -383,11 +377,14 @@ def sequence_arrays(
 
     >>> import numpy as np
     >>> inputs, targets, weights = sequence_arrays(
-    ...     np.arange(1, 11), memory_size=3, sequence_length=4)
+    ...     np.arange(1, 11), memory_size=3, sequence_length=4
+    ... )
     >>> inputs.tolist()
     [[1, 2, 3, 4, 5, 6], [5, 6, 7, 8, 9, 10]]
-    >>> targets.tolist(), weights.tolist()
-    ([[4, 5, 6, 7], [8, 9, 10, 0]], [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+    >>> targets.tolist()
+    [[4, 5, 6, 7], [8, 9, 10, 0]]
+    >>> weights.tolist()
+    [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]]
     """
     memory_size = check_int("memory_size", memory_size, minimum=1)
     sequence_length = check_int("sequence_length", sequence_length, minimum=1)
@@ -411,6 +408,28 @@ def sequence_arrays(
     targets = padded[positions + offset]
     weights = (positions < num_tokens).astype(np.float32)
     return inputs, targets, weights
+
+
+def epoch_shuffled_indices(count, seed, initial_epoch=0):
+    """A dataset of `0 .. count - 1`, in a new order each epoch.
+
+    Each epoch's permutation is drawn from that epoch's seed
+    (`_epoch_seeds`), so a run resumed at `initial_epoch` draws the same
+    orders as an uninterrupted one. The cardinality is `count`.
+    """
+    import tensorflow as tf
+
+    def indices_of_epoch(epoch_seed):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=epoch_seed
+        )
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    return (
+        _epoch_seeds(seed, initial_epoch)
+        .flat_map(indices_of_epoch)
+        .apply(tf.data.experimental.assert_cardinality(count))
+    )
 
 
 def _epoch_seeds(seed, initial_epoch):

@@ -47,7 +47,8 @@ def load_word_vectors(source, vocabulary, binary=None, case_insensitive=False):
     >>> from keras_memnet.tokenizers import WordVocabulary
     >>> vocab = WordVocabulary.from_text("the cat sat")
     >>> vectors, found = load_word_vectors(
-    ...     {"cat": [1.0, 2.0], "dog": [3.0, 4.0]}, vocab)
+    ...     {"cat": [1.0, 2.0], "dog": [3.0, 4.0]}, vocab
+    ... )
     >>> int(found.sum()), vectors[vocab.token_to_id("cat")].tolist()
     (1, [1.0, 2.0])
     """
@@ -62,7 +63,9 @@ def load_word_vectors(source, vocabulary, binary=None, case_insensitive=False):
         isinstance(source, (str, os.PathLike))
         and os.fspath(source).endswith(".npy")
     ):
-        array = np.load(source) if not isinstance(source, np.ndarray) else source
+        array = (
+            np.load(source) if not isinstance(source, np.ndarray) else source
+        )
         if array.ndim != 2 or array.shape[0] != len(tokens):
             raise ValueError(
                 "An array `source` needs one row per vocabulary id, shape "
@@ -107,7 +110,9 @@ def load_word_vectors(source, vocabulary, binary=None, case_insensitive=False):
             rows = [token_id] if not exact[token_id] else []
             exact[rows] = True
         elif case_insensitive:
-            rows = [i for i in lower_index.get(word.lower(), ()) if not found[i]]
+            rows = [
+                i for i in lower_index.get(word.lower(), ()) if not found[i]
+            ]
         else:
             continue
         if not rows:
@@ -131,7 +136,11 @@ def load_word_vectors(source, vocabulary, binary=None, case_insensitive=False):
 
 
 def assign_word_vectors(
-    model, source, vocabulary=None, binary=None, case_insensitive=False,
+    model,
+    source,
+    vocabulary=None,
+    binary=None,
+    case_insensitive=False,
     verbose=True,
 ):
     """Copies pretrained vectors into every embedding layer of a model.
@@ -156,8 +165,9 @@ def assign_word_vectors(
     >>> from keras_memnet.models import MemN2NLM
     >>> from keras_memnet.tokenizers import WordVocabulary
     >>> vocab = WordVocabulary.from_text("the cat sat")
-    >>> model = MemN2NLM(vocab.size, hops=2, memory_size=4, embedding_dim=2,
-    ...                  vocabulary=vocab)
+    >>> model = MemN2NLM(
+    ...     vocab.size, hops=2, memory_size=4, embedding_dim=2, vocabulary=vocab
+    ... )
     >>> model.build((None, 4))
     >>> assign_word_vectors(model, {"cat": [1.0, 2.0]}, verbose=False)
     1
@@ -171,9 +181,7 @@ def assign_word_vectors(
         )
     layers = list(getattr(model, "embedding_layers", []))
     if not layers:
-        raise ValueError(
-            "`model` has no `embedding_layers` to initialise."
-        )
+        raise ValueError("`model` has no `embedding_layers` to initialise.")
     for layer in layers:
         if not layer.built:
             raise ValueError(
@@ -223,8 +231,10 @@ def _read_text(path):
             except UnicodeDecodeError:
                 line = raw.decode("utf-8", errors="replace")
             fields = line.rstrip().split(" ")
-            if line_number == 1 and len(fields) == 2 and all(
-                f.isdigit() for f in fields
+            if (
+                line_number == 1
+                and len(fields) == 2
+                and all(f.isdigit() for f in fields)
             ):
                 dimension = int(fields[1])
                 continue
@@ -244,8 +254,12 @@ def _read_text(path):
             # Some GloVe words contain spaces: the vector is the last
             # `dimension` fields.
             word = " ".join(fields[: len(fields) - dimension])
-            yield word, _VectorText(fields[len(fields) - dimension :], path,
-                                    line_number)
+            yield (
+                word,
+                _VectorText(
+                    fields[len(fields) - dimension :], path, line_number
+                ),
+            )
 
 
 class _VectorText:

@@ -38,8 +38,15 @@ def _forbid(log_probs, token_ids):
     return ops.where(forbidden, ops.cast(_NEG, log_probs.dtype), log_probs)
 
 
-def greedy_search(step_fn, states, batch_size, start_id, end_id, max_length,
-                  forbidden_ids=(0,)):
+def greedy_search(
+    step_fn,
+    states,
+    batch_size,
+    start_id,
+    end_id,
+    max_length,
+    forbidden_ids=(0,),
+):
     """Picks the most likely token at each step until `end_id`.
 
     Args:
@@ -81,8 +88,17 @@ def greedy_search(step_fn, states, batch_size, start_id, end_id, max_length,
     return tokens
 
 
-def beam_search(step_fn, states, batch_size, start_id, end_id, max_length,
-                num_beams, length_penalty=1.0, forbidden_ids=(0,)):
+def beam_search(
+    step_fn,
+    states,
+    batch_size,
+    start_id,
+    end_id,
+    max_length,
+    num_beams,
+    length_penalty=1.0,
+    forbidden_ids=(0,),
+):
     """Beam search with per-beam end tokens and length-normalised scores.
 
     Each row keeps `num_beams` hypotheses. A hypothesis's score is its
@@ -256,8 +272,17 @@ class SearchModel(keras.Model):
     meant to be saved.
     """
 
-    def __init__(self, model, start_id, end_id, max_length, num_beams=None,
-                 length_penalty=1.0, forbidden_ids=(0,), **kwargs):
+    def __init__(
+        self,
+        model,
+        start_id,
+        end_id,
+        max_length,
+        num_beams=None,
+        length_penalty=1.0,
+        forbidden_ids=(0,),
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.model = model
         self.start_id = int(start_id)
@@ -275,12 +300,23 @@ class SearchModel(keras.Model):
         step_fn = self.model.decode_step_ids
         if self.num_beams is None:
             return greedy_search(
-                step_fn, states, batch_size, self.start_id, self.end_id,
-                self.max_length, self.forbidden_ids,
+                step_fn,
+                states,
+                batch_size,
+                self.start_id,
+                self.end_id,
+                self.max_length,
+                self.forbidden_ids,
             )
         tokens, _ = beam_search(
-            step_fn, states, batch_size, self.start_id, self.end_id,
-            self.max_length, self.num_beams, self.length_penalty,
+            step_fn,
+            states,
+            batch_size,
+            self.start_id,
+            self.end_id,
+            self.max_length,
+            self.num_beams,
+            self.length_penalty,
             self.forbidden_ids,
         )
         return tokens

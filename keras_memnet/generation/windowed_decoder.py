@@ -16,10 +16,11 @@ class WindowedDecoder(keras.Model):
     ```
 
     and at step `t` feeds the window `buffer[:, t - memory_size : t]` to the
-    model, which never yields the padding id 0. The loop is a keras-hub sampler (an `ops.while_loop`) inside this
-    model's `call`, so `predict_on_batch` compiles the whole decoding loop
-    with `tf.function` or `jax.jit`; no Python loop of `predict` calls. Id 0
-    is padding, which the wrapped model masks.
+    model, which never yields the padding id 0. The loop is a keras-hub
+    sampler (an `ops.while_loop`) inside this model's `call`, so
+    `predict_on_batch` compiles the whole decoding loop with `tf.function`
+    or `jax.jit`; no Python loop of `predict` calls. Id 0 is padding, which
+    the wrapped model masks.
 
     Args:
         language_model: a built `keras.Model` from `(batch, memory_size)` ids

@@ -77,8 +77,8 @@ class AdaptiveSoftmax(keras.layers.Layer):
 
     layer = AdaptiveSoftmax(vocabulary_size=1000, cutoffs=[100, 400])
     hidden = np.random.normal(size=(8, 64)).astype("float32")
-    log_probs = layer(hidden)                     # (8, 1000)
-    np.exp(log_probs).sum(-1)                     # all 1.0
+    log_probs = layer(hidden)  # (8, 1000)
+    np.exp(log_probs).sum(-1)  # all 1.0
     targets = np.random.randint(0, 1000, size=(8,))
     layer.negative_log_likelihood(hidden, targets)  # (8,), fast
     ```
@@ -109,7 +109,9 @@ class AdaptiveSoftmax(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         # [0, c0), [c0, c1), ..., [c_last, vocabulary_size)
-        self.cluster_bounds = list(zip(cutoffs, cutoffs[1:] + [vocabulary_size]))
+        self.cluster_bounds = list(
+            zip(cutoffs, cutoffs[1:] + [vocabulary_size])
+        )
 
     @property
     def head_size(self):
@@ -211,15 +213,18 @@ class AdaptiveSoftmax(keras.layers.Layer):
         for i, (low, high) in enumerate(self.cluster_bounds):
             in_cluster = ops.logical_and(targets >= low, targets < high)
             head_targets = ops.where(in_cluster, cutoff + i, head_targets)
-        nll = ops.logsumexp(head_logits, axis=-1) - ops.take_along_axis(
-            head_logits, head_targets[:, None], axis=-1
-        )[:, 0]
+        nll = (
+            ops.logsumexp(head_logits, axis=-1)
+            - ops.take_along_axis(head_logits, head_targets[:, None], axis=-1)[
+                :, 0
+            ]
+        )
         for i in range(len(self.cluster_bounds)):
             nll = nll + self._tail_nll(i, hidden, targets)
         return nll
 
     def _tail_nll(self, i, hidden, targets):
-        """`-log p_i(target)` for rows whose target is in cluster `i`, else 0."""
+        """`-log p_i(target)` for rows with a target in cluster `i`, else 0."""
         low, high = self.cluster_bounds[i]
         size = high - low
         projection = self.tail_projections[i]

@@ -1,8 +1,6 @@
 """Corpus BLEU of translations, through `keras_hub.metrics.Bleu`."""
 
-from keras_memnet.tokenizers.sentence_pair_tokenization import (
-    tokenize_sentence,
-)
+from keras_memnet.tokenizers.sentence_pair_tokenization import tokenize_sentence
 
 
 def corpus_bleu(hypotheses, references):

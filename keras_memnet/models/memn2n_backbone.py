@@ -79,8 +79,9 @@ class MemN2NBackbone(keras.Model):
     import numpy as np
     from keras_memnet.models import MemN2NBackbone
 
-    backbone = MemN2NBackbone(vocabulary_size=50, hops=3, memory_size=8,
-                              embedding_dim=16)
+    backbone = MemN2NBackbone(
+        vocabulary_size=50, hops=3, memory_size=8, embedding_dim=16
+    )
     windows = np.random.randint(1, 50, size=(4, 8))
     backbone(windows).shape  # (4, 16)
     # Sequence form: 8 + 5 - 1 ids per row give 5 states per row.

@@ -1,3 +1,5 @@
+import types
+
 import keras
 import numpy as np
 from keras import ops
@@ -13,9 +15,9 @@ from keras_memnet.models.memn2n_lm_preprocessor import MemN2NLMPreprocessor
 from keras_memnet.models.memn2n_lm_preprocessor import check_id_range
 from keras_memnet.models.memn2n_lm_preprocessor import check_target_range
 from keras_memnet.models.memn2n_lm_preprocessor import is_text
+from keras_memnet.presets.preset_mixin import PresetMixin
 from keras_memnet.utils.arguments import check_int
 from keras_memnet.utils.arguments import check_one_of
-from keras_memnet.presets.preset_mixin import PresetMixin
 
 OUTPUT_MODES = ("softmax", "adaptive")
 # The decoder holds every new token of every row (and beam) in memory.
@@ -117,8 +119,9 @@ class MemN2NLM(PresetMixin, keras.Model):
     import numpy as np
     from keras_memnet.models import MemN2NLM
 
-    model = MemN2NLM(vocabulary_size=50, hops=3, memory_size=8,
-                     embedding_dim=16)
+    model = MemN2NLM(
+        vocabulary_size=50, hops=3, memory_size=8, embedding_dim=16
+    )
     # Cross-entropy on the logits, perplexity, and Keras's optimizer.
     model.compile()
     contexts = np.random.randint(1, 50, size=(64, 8))
@@ -362,13 +365,16 @@ class MemN2NLM(PresetMixin, keras.Model):
 
         Arrays and eager tensors (NumPy, TensorFlow, JAX, PyTorch) are
         checked here, at once. A `tf.data.Dataset` is returned with checks
-        in its pipeline, and `_reraise_data_errors` turns their failure into
-        a `ValueError`. Out-of-range ids would otherwise be clamped under
-        XLA and train on wrong tokens, and an out-of-range target turns
-        every weight into NaN.
+        in its pipeline, a Python generator or a `keras.utils.PyDataset`
+        wrapped to check each batch as it comes, and `_reraise_data_errors`
+        turns their failure into a `ValueError`. Out-of-range ids would
+        otherwise be clamped under XLA and train on wrong tokens, and an
+        out-of-range target turns every weight into NaN.
         """
         if _is_dataset(x):
             return _with_id_checks(x, self.vocabulary_size, x_name)
+        if isinstance(x, (types.GeneratorType, keras.utils.PyDataset)):
+            return _with_python_id_checks(x, self.vocabulary_size, x_name)
         token_ids = _as_array(x)
         if token_ids is not None:
             self.backbone._check_input_shape(token_ids.shape)
@@ -418,7 +424,10 @@ class MemN2NLM(PresetMixin, keras.Model):
                 to 2.4x at the paper's sizes, both outputs;
                 benchmarks/train_throughput.py). JAX always compiles with
                 XLA; PyTorch keeps Keras's default (eager). Pass `False` to
-                turn it off.
+                turn it off. Under a `tf.distribute` strategy with more
+                than one replica `"auto"` means `False`: XLA there fails to
+                reach the other replicas' variables (seen on CPU devices);
+                pass `True` to try it on GPUs.
             **kwargs: other arguments of `keras.Model.compile`.
         """
         if loss == "auto":
@@ -432,7 +441,7 @@ class MemN2NLM(PresetMixin, keras.Model):
             and keras.config.backend() == "tensorflow"
             and not kwargs.get("run_eagerly")
         ):
-            jit_compile = True
+            jit_compile = not _in_multi_replica_strategy()
         super().compile(
             optimizer=optimizer,
             loss=loss,
@@ -577,8 +586,7 @@ class MemN2NLM(PresetMixin, keras.Model):
             ("num_beams", num_beams, sampler == "beam"),
         ):
             if used:
-                check_int(name, value, minimum=1,
-                          maximum=self.vocabulary_size)
+                check_int(name, value, minimum=1, maximum=self.vocabulary_size)
         as_text = is_text(prompt)
         prompt_ids = self.preprocessor.generate_preprocess(prompt)
         check_id_range(prompt_ids, self.vocabulary_size)
@@ -668,6 +676,16 @@ class _DecoderCache:
         return self.decoders[key]
 
 
+def _in_multi_replica_strategy():
+    """TensorFlow backend only: inside a strategy of several replicas."""
+    import tensorflow as tf
+
+    return (
+        tf.distribute.has_strategy()
+        and tf.distribute.get_strategy().num_replicas_in_sync > 1
+    )
+
+
 def _portable_compile_config(config):
     """A compile config that loads the same way on every backend.
 
@@ -747,8 +765,7 @@ def _with_id_checks(dataset, vocabulary_size, name):
             assertions.append(
                 tf.debugging.Assert(
                     tf.logical_or(tf.size(tensor) == 0, valid),
-                    [f"{_ID_CHECK_TAG}|{label}|{vocabulary_size}|", low,
-                     high],
+                    [f"{_ID_CHECK_TAG}|{label}|{vocabulary_size}|", low, high],
                 )
             )
         with tf.control_dependencies(assertions):
@@ -758,15 +775,110 @@ def _with_id_checks(dataset, vocabulary_size, name):
     return dataset.map(check)
 
 
+def _with_python_id_checks(data, vocabulary_size, name):
+    """A generator or `PyDataset` that checks each batch it gives."""
+    if isinstance(data, keras.utils.PyDataset):
+        # Every batch is checked once before training too: a check that
+        # fails inside `fit` comes after a step on PyTorch (the batches
+        # are read ahead), and on JAX leaves the model without its weights
+        # (Keras has moved them into the training state). The cost is one
+        # extra read of each batch per `fit`.
+        for index in range(data.num_batches or 0):  # None: infinite
+            _check_python_batch(
+                data[index], vocabulary_size, name, "a PyDataset", index
+            )
+        return _CheckedPyDataset(data, vocabulary_size, name)
+
+    def checked():
+        for index, batch in enumerate(data):
+            _check_python_batch(
+                batch, vocabulary_size, name, "a generator", index
+            )
+            yield batch
+
+    return checked()
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """A `PyDataset` that checks the batches of another."""
+
+    def __init__(self, dataset, vocabulary_size, name):
+        super().__init__(
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
+        self.dataset = dataset
+        self.vocabulary_size = vocabulary_size
+        self.data_name = name
+
+    def __len__(self):
+        return len(self.dataset)
+
+    @property
+    def num_batches(self):
+        return self.dataset.num_batches
+
+    def __getitem__(self, index):
+        batch = self.dataset[index]
+        _check_python_batch(
+            batch, self.vocabulary_size, self.data_name, "a PyDataset", index
+        )
+        return batch
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+def _check_python_batch(batch, vocabulary_size, name, kind, index):
+    """Checks the ids (and targets) of one batch from Python code.
+
+    The failure is also kept for `_reraise_data_errors`: on TensorFlow the
+    batch is read inside `tf.data`, which wraps the `ValueError` in an
+    error of its own.
+    """
+    inputs, targets = batch, None
+    if isinstance(batch, tuple):
+        inputs = batch[0]
+        targets = batch[1] if len(batch) > 1 else None
+    subject = f"`{name}` ({kind}, batch {index})"
+    try:
+        token_ids = _as_array(inputs)
+        if token_ids is not None:
+            check_id_range(token_ids, vocabulary_size, subject=subject)
+        targets = _as_array(targets)
+        if targets is not None:
+            check_target_range(
+                targets, vocabulary_size, subject=f"The targets of {subject}"
+            )
+    except ValueError as error:
+        _reraise_data_errors.python_failure = error
+        raise
+
+
 class _reraise_data_errors:
     """Turns a failed dataset id check into a clear `ValueError`."""
 
+    # The last failed check of a batch from Python code (a generator or a
+    # PyDataset), whatever thread read it.
+    python_failure = None
+
     def __enter__(self):
+        _reraise_data_errors.python_failure = None
         return self
 
     def __exit__(self, error_type, error, traceback):
         import re
 
+        failure = _reraise_data_errors.python_failure
+        if error is not None and failure is not None:
+            _reraise_data_errors.python_failure = None
+            if error is failure:
+                return False
+            raise failure from None
         if error is None or _ID_CHECK_TAG not in str(error):
             return False
         match = re.search(
@@ -796,4 +908,3 @@ def _input_length(x):
     if shape is None or len(shape) != 2:
         return None
     return shape[1]
-

@@ -196,9 +196,7 @@ class MemN2NLMPreprocessor:
 
     def get_config(self):
         return {
-            "vocabulary": keras.saving.serialize_keras_object(
-                self.vocabulary
-            ),
+            "vocabulary": keras.saving.serialize_keras_object(self.vocabulary),
             "memory_size": self.memory_size,
         }
 
@@ -226,25 +224,28 @@ def is_text(inputs):
     )
 
 
-def check_id_range(token_ids, vocabulary_size, name="token_ids"):
+def check_id_range(token_ids, vocabulary_size, name="token_ids", subject=None):
     """Raises `ValueError` unless all ids are integers in
     `[0, vocabulary_size)`.
 
     Float ids are refused: a float array truncated to ids hides a mix-up
-    of arrays.
+    of arrays. `subject` is what the message calls the ids (default
+    `` `name` ``).
     """
+    subject = subject or f"`{name}`"
     token_ids = np.asarray(token_ids)
     if token_ids.size and not np.issubdtype(token_ids.dtype, np.integer):
         raise ValueError(
-            f"`{name}` must hold integer token ids. Received dtype "
+            f"{subject} must hold integer token ids. Received dtype "
             f"{token_ids.dtype}."
         )
-    _check_range(token_ids, vocabulary_size, name, "ids")
+    _check_range(token_ids, vocabulary_size, subject, "ids")
 
 
-def check_target_range(targets, vocabulary_size, name="y"):
+def check_target_range(targets, vocabulary_size, name="y", subject=None):
     """Raises `ValueError` unless all targets are whole numbers in
     `[0, vocabulary_size)` (float arrays of whole numbers pass)."""
+    subject = subject or f"`{name}`"
     targets = np.asarray(targets)
     if not targets.size:
         return
@@ -253,19 +254,20 @@ def check_target_range(targets, vocabulary_size, name="y"):
             np.floor(targets) == targets
         ):
             raise ValueError(
-                f"`{name}` must hold integer target ids. Received dtype "
+                f"{subject} must hold integer target ids. Received dtype "
                 f"{targets.dtype} with values that are not whole numbers."
             )
-    _check_range(targets, vocabulary_size, name, "target ids")
+    _check_range(targets, vocabulary_size, subject, "target ids")
 
 
-def _check_range(ids, vocabulary_size, name, what):
-    if ids.size and (ids.min() < 0 or ids.max() >= vocabulary_size):
-        raise ValueError(
-            f"`{name}` must hold {what} in [0, vocabulary_size="
-            f"{vocabulary_size}). Received {what} from {ids.min()} to "
-            f"{ids.max()}."
-        )
+def _check_range(ids, vocabulary_size, subject, what):
+    if ids.size:
+        low, high = ids.min(), ids.max()
+        if low < 0 or high >= vocabulary_size:
+            raise ValueError(
+                f"{subject} must hold {what} in [0, vocabulary_size="
+                f"{vocabulary_size}). Received {what} from {low} to {high}."
+            )
 
 
 def _integer_ids(name, value, ranks, text=False):

@@ -28,7 +28,6 @@ ASSET_DIR = "assets"
 TOKENIZER_ASSET_DIR = f"{ASSET_DIR}/tokenizer"
 
 
-
 def preset_file_error(preset_dir, file_name, problem):
     """A `ValueError` that names the preset and the file at fault."""
     return ValueError(

@@ -85,11 +85,20 @@ def save_to_preset(
     from keras_memnet.tokenizers import WordVocabulary
 
     vocabulary = WordVocabulary.from_text("the cat sat on the mat")
-    model = MemN2NLM(vocabulary_size=vocabulary.size, hops=2,
-                     memory_size=4, embedding_dim=8, vocabulary=vocabulary)
+    model = MemN2NLM(
+        vocabulary_size=vocabulary.size,
+        hops=2,
+        memory_size=4,
+        embedding_dim=8,
+        vocabulary=vocabulary,
+    )
     model.build((None, 4))
-    save_to_preset(model, "/tmp/tiny_preset", overwrite=True,
-                   metadata={"data": "one sentence", "seed": 0})
+    save_to_preset(
+        model,
+        "/tmp/tiny_preset",
+        overwrite=True,
+        metadata={"data": "one sentence", "seed": 0},
+    )
     restored = load_preset("/tmp/tiny_preset")
     restored.generate("the cat", max_length=3)
     ```

@@ -57,8 +57,13 @@ def save_vocabularies(config, preset_dir):
     from keras_memnet.tokenizers import WordVocabulary
 
     vocabulary = WordVocabulary.from_text("the cat sat on the mat")
-    model = MemN2NLM(vocabulary_size=vocabulary.size, hops=1,
-                     memory_size=4, embedding_dim=8, vocabulary=vocabulary)
+    model = MemN2NLM(
+        vocabulary_size=vocabulary.size,
+        hops=1,
+        memory_size=4,
+        embedding_dim=8,
+        vocabulary=vocabulary,
+    )
     config = keras.saving.serialize_keras_object(model)
     os.makedirs("/tmp/vocabulary_demo", exist_ok=True)
     stripped = save_vocabularies(config, "/tmp/vocabulary_demo")

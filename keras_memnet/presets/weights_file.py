@@ -32,18 +32,21 @@ def copy_weights_file(source_path, target_path, dtype=None):
     from keras_memnet.models import MemN2NLM
     from keras_memnet.presets.weights_file import copy_weights_file
 
-    model = MemN2NLM(vocabulary_size=100, hops=1, memory_size=4,
-                     embedding_dim=16)
+    model = MemN2NLM(
+        vocabulary_size=100, hops=1, memory_size=4, embedding_dim=16
+    )
     model.build((None, 4))
     model.save_weights("/tmp/full.weights.h5")
-    copy_weights_file("/tmp/full.weights.h5", "/tmp/half.weights.h5",
-                      dtype="float16")
+    copy_weights_file(
+        "/tmp/full.weights.h5", "/tmp/half.weights.h5", dtype="float16"
+    )
     model.load_weights("/tmp/half.weights.h5")
     ```
     """
-    with h5py.File(source_path, "r") as source, h5py.File(
-        target_path, "w"
-    ) as target:
+    with (
+        h5py.File(source_path, "r") as source,
+        h5py.File(target_path, "w") as target,
+    ):
         _copy_attributes(source, target)
         for name, item in source.items():
             if name in SKIPPED_GROUPS:

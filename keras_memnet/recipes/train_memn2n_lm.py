@@ -8,6 +8,8 @@ from keras_memnet.callbacks.nan_guard import NaNGuard
 from keras_memnet.callbacks.nan_guard import NonFiniteTrainingError
 from keras_memnet.callbacks.training_checkpoint import TrainingCheckpoint
 from keras_memnet.callbacks.training_checkpoint import read_resume_epoch
+from keras_memnet.distribution import distribution_scope
+from keras_memnet.distribution import pad_batches
 from keras_memnet.metrics.perplexity import Perplexity
 from keras_memnet.models.memn2n_lm import MemN2NLM
 from keras_memnet.recipes.memn2n_lm_recipe import MemN2NLMRecipe
@@ -32,6 +34,7 @@ def train_memn2n_lm(
     verbose=1,
     checkpoint_dir=None,
     resume=False,
+    distribute=None,
     **model_kwargs,
 ):
     """Trains a `MemN2NLM` on a corpus with the paper's recipe.
@@ -69,6 +72,24 @@ def train_memn2n_lm(
             every epoch. It must hold no checkpoint unless `resume`.
         resume: bool, continue from the checkpoint in `checkpoint_dir` if
             there is one (else start afresh). Needs `checkpoint_dir`.
+        distribute: `None` (default, one device) or `"data-parallel"`:
+            train on every device with the backend's engine (JAX:
+            `keras.distribution.DataParallel`; TensorFlow:
+            `tf.distribute.MirroredStrategy`, or
+            `MultiWorkerMirroredStrategy` when `TF_CONFIG` names several
+            workers; PyTorch: an error), or such an engine itself; see
+            `keras_memnet.distribution.distribution_scope`.
+            `recipe.batch_size` is then the global batch and must divide
+            by the number of replicas; each step equals the step of one
+            device at that batch, clipping included. The partial last
+            training batch of an epoch is dropped; evaluation scores every
+            target (on JAX its last batch is padded with weight-0 rows,
+            see `keras_memnet.distribution.pad_batches`). Under any
+            TensorFlow strategy Keras draws one training batch before
+            `fit` starts, which advances the datasets' epoch count: each
+            epoch trains on the order one device would draw an epoch
+            later (still a fresh draw every epoch, and a resumed run still
+            matches an uninterrupted one).
         **model_kwargs: other `MemN2NLM` arguments.
 
     Raises:
@@ -87,8 +108,9 @@ def train_memn2n_lm(
     from keras_memnet.recipes import train_memn2n_lm
 
     corpus = text8_sample(split="study512k")
-    run = train_memn2n_lm(corpus, hops=1, memory_size=30, embedding_dim=16,
-                          epochs=1, verbose=0)
+    run = train_memn2n_lm(
+        corpus, hops=1, memory_size=30, embedding_dim=16, epochs=1, verbose=0
+    )
     run["perplexity"]["test"]
     ```
     """
@@ -105,99 +127,122 @@ def train_memn2n_lm(
             f"trains sequences of {recipe.sequence_length} targets. Use "
             "MemN2NLMRecipe(sequence_length=None) for random windows."
         )
-    keras.utils.set_random_seed(seed)
-    started = time.time()
-    model = MemN2NLM(
-        corpus.vocabulary.size,
-        hops=hops,
-        memory_size=memory_size,
-        embedding_dim=embedding_dim,
-        dropout=dropout,
-        vocabulary=corpus.vocabulary,
-        **model_kwargs,
-    )
-    # Built before `fit`, so that a checkpoint can be loaded into it.
-    model.build((None, memory_size))
-    model.compile(
-        optimizer=recipe.optimizer(),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[Perplexity(from_logits=True)],
-    )
+    with distribution_scope(distribute) as replicas:
+        if recipe.batch_size % replicas:
+            raise ValueError(
+                f"The batch of {recipe.batch_size} rows does not split "
+                f"evenly across {replicas} replicas. Use a multiple of "
+                f"{replicas}: the batch size is the global batch."
+            )
+        keras.utils.set_random_seed(seed)
+        started = time.time()
+        model = MemN2NLM(
+            corpus.vocabulary.size,
+            hops=hops,
+            memory_size=memory_size,
+            embedding_dim=embedding_dim,
+            dropout=dropout,
+            vocabulary=corpus.vocabulary,
+            **model_kwargs,
+        )
+        # Built before `fit`, so that a checkpoint can be loaded into it.
+        model.build((None, memory_size))
+        model.compile(
+            optimizer=recipe.optimizer(),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            weighted_metrics=[Perplexity(from_logits=True)],
+        )
 
-    def batches(split_name, shuffle):
-        if recipe.sequence_length is None:
-            return corpus.windows(
+        def batches(split_name, shuffle):
+            dataset = split_batches(split_name, shuffle)
+            if replicas > 1 and not shuffle and keras.config.backend() == "jax":
+                # JAX refuses a batch that does not divide across devices;
+                # evaluation must still score every target.
+                dataset = pad_batches(dataset, replicas)
+            return dataset
+
+        def split_batches(split_name, shuffle):
+            # Several replicas: a partial last training batch is dropped (a
+            # fresh random order every epoch, so no row is left out for
+            # good); it would be refused (JAX) or split unevenly (TF).
+            drop_remainder = shuffle and replicas > 1
+            if recipe.sequence_length is None:
+                return corpus.windows(
+                    split_name,
+                    memory_size=memory_size,
+                    batch_size=recipe.batch_size,
+                    shuffle=shuffle,
+                    num_windows=train_windows if shuffle else None,
+                    seed=seed,
+                    drop_remainder=drop_remainder,
+                    initial_epoch=initial_epoch if shuffle else 0,
+                )
+            return corpus.sequences(
                 split_name,
                 memory_size=memory_size,
+                sequence_length=recipe.sequence_length,
                 batch_size=recipe.batch_size,
                 shuffle=shuffle,
-                num_windows=train_windows if shuffle else None,
                 seed=seed,
+                drop_remainder=drop_remainder,
                 initial_epoch=initial_epoch if shuffle else 0,
             )
-        return corpus.sequences(
-            split_name,
-            memory_size=memory_size,
-            sequence_length=recipe.sequence_length,
-            batch_size=recipe.batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            initial_epoch=initial_epoch if shuffle else 0,
-        )
 
-    recipe_callbacks = recipe.callbacks(verbose=verbose)
-    guards = [c for c in recipe_callbacks if isinstance(c, NaNGuard)]
-    fit_callbacks = (
-        recipe_callbacks
-        + [
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=patience,
-                restore_best_weights=True,
-                verbose=verbose,
-            )
-        ]
-        + list(callbacks)
-    )
-    checkpoint = None
-    if checkpoint_dir is not None:
-        # Last, so that it restores the others after they reset.
-        checkpoint = TrainingCheckpoint(checkpoint_dir, fit_callbacks)
-        fit_callbacks.append(checkpoint)
-    history = model.fit(
-        batches("train", shuffle=True),
-        validation_data=batches("valid", shuffle=False),
-        epochs=epochs,
-        callbacks=fit_callbacks,
-        # The datasets shuffle themselves, reproducibly from `seed`.
-        shuffle=False,
-        verbose=verbose,
-    )
-    history = checkpoint.history if checkpoint else history.history
-    for guard in guards:
-        if guard.failure is not None:
-            raise NonFiniteTrainingError(guard.failure, model, history)
-    perplexity = {
-        split_name: float(
-            model.evaluate(
-                batches(split_name, shuffle=False), return_dict=True, verbose=0
-            )["perplexity"]
+        recipe_callbacks = recipe.callbacks(verbose=verbose)
+        guards = [c for c in recipe_callbacks if isinstance(c, NaNGuard)]
+        fit_callbacks = (
+            recipe_callbacks
+            + [
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss",
+                    patience=patience,
+                    restore_best_weights=True,
+                    verbose=verbose,
+                )
+            ]
+            + list(callbacks)
         )
-        for split_name in evaluate
-    }
-    for split_name, value in perplexity.items():
-        if not math.isfinite(value):
-            raise NonFiniteTrainingError(
-                f"The trained model's {split_name} perplexity is {value}.",
-                model,
-                history,
+        checkpoint = None
+        if checkpoint_dir is not None:
+            # Last, so that it restores the others after they reset.
+            checkpoint = TrainingCheckpoint(checkpoint_dir, fit_callbacks)
+            fit_callbacks.append(checkpoint)
+        history = model.fit(
+            batches("train", shuffle=True),
+            validation_data=batches("valid", shuffle=False),
+            epochs=epochs,
+            callbacks=fit_callbacks,
+            # The datasets shuffle themselves, reproducibly from `seed`.
+            shuffle=False,
+            verbose=verbose,
+        )
+        history = checkpoint.history if checkpoint else history.history
+        for guard in guards:
+            if guard.failure is not None:
+                raise NonFiniteTrainingError(guard.failure, model, history)
+        perplexity = {
+            split_name: float(
+                model.evaluate(
+                    batches(split_name, shuffle=False),
+                    return_dict=True,
+                    verbose=0,
+                )["perplexity"]
             )
-    return {
-        "model": model,
-        "history": history,
-        "perplexity": perplexity,
-        "seconds": time.time() - started,
-    }
+            for split_name in evaluate
+        }
+        for split_name, value in perplexity.items():
+            if not math.isfinite(value):
+                raise NonFiniteTrainingError(
+                    f"The trained model's {split_name} perplexity is {value}.",
+                    model,
+                    history,
+                )
+        return {
+            "model": model,
+            "history": history,
+            "perplexity": perplexity,
+            "seconds": time.time() - started,
+        }
 
 
 def check_checkpoint_dir(checkpoint_dir, resume):

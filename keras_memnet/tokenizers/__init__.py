@@ -1,5 +1,4 @@
 from keras_memnet.tokenizers.char_vocabulary import CharVocabulary
-from keras_memnet.tokenizers.word_vocabulary import WordVocabulary
 from keras_memnet.tokenizers.sentence_pair_tokenization import END_TOKEN
 from keras_memnet.tokenizers.sentence_pair_tokenization import START_TOKEN
 from keras_memnet.tokenizers.sentence_pair_tokenization import (
@@ -9,6 +8,5 @@ from keras_memnet.tokenizers.sentence_pair_tokenization import (
     encode_sentence_pairs,
 )
 from keras_memnet.tokenizers.sentence_pair_tokenization import normalize_text
-from keras_memnet.tokenizers.sentence_pair_tokenization import (
-    tokenize_sentence,
-)
+from keras_memnet.tokenizers.sentence_pair_tokenization import tokenize_sentence
+from keras_memnet.tokenizers.word_vocabulary import WordVocabulary

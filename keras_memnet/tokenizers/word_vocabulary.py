@@ -50,9 +50,7 @@ class WordVocabulary(Vocabulary):
                 "`tokens` must be a list of word types, not a single string; "
                 "use WordVocabulary.from_text(text) to build one from text."
             )
-        super().__init__(
-            [str(token) for token in tokens], unk_token, pad_token
-        )
+        super().__init__([str(token) for token in tokens], unk_token, pad_token)
         if len(self._index) != len(self._tokens):
             counts = collections.Counter(self._tokens)
             duplicates = sorted(t for t, c in counts.items() if c > 1)[:5]
@@ -62,7 +60,11 @@ class WordVocabulary(Vocabulary):
                 f"Repeated: {duplicates}"
             )
         for token in self._types:
-            if not token or len(token.split()) != 1 or token.split()[0] != token:
+            if (
+                not token
+                or len(token.split()) != 1
+                or token.split()[0] != token
+            ):
                 raise ValueError(
                     "Every entry of `tokens` must be a non-empty word without "
                     f"whitespace. Got: {token!r}"

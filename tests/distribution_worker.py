@@ -1,0 +1,159 @@
+"""Small `train_memn2n_lm` runs on one and on several devices, for
+tests/test_distribution.py.
+
+python distribution_worker.py compare OUTPUT.npz
+    Two devices in this process (JAX: set XLA_FLAGS=
+    --xla_force_host_platform_device_count=2 before starting; TensorFlow:
+    two logical CPU devices, made here). For the window and the sequence
+    form, trains once with `distribute=None` and once with
+    `distribute="data-parallel"`, and once more with a partial last
+    training batch on two devices.
+python distribution_worker.py single OUTPUT.npz
+    The multi-worker run's configuration on one device.
+python distribution_worker.py worker OUTPUT.npz
+    One worker of a MultiWorkerMirroredStrategy (TF_CONFIG set by the
+    caller).
+
+OUTPUT.npz holds the final weights of each run (`<run>/<index>`) and a
+JSON summary (`summary`): histories, perplexities, steps, replicas.
+"""
+
+import json
+import sys
+import tempfile
+
+import keras
+import numpy as np
+
+FORMS = {"window": None, "sequence": 2}
+BATCH = 8
+MEMORY = 4
+# The paper's clip of 50 on the summed loss, far smaller: every step of
+# this tiny model is clipped, so the clipping rule decides the weights.
+SUMMED_MAX_NORM = 0.05
+
+
+def tiny_corpus(form, train_rows, partial_train_rows=0):
+    """A corpus with exactly `train_rows * BATCH + partial_train_rows`
+    training rows of `form`, and validation and test splits that end with
+    a partial batch of an odd number of rows."""
+    from keras_memnet.datasets import Corpus
+    from keras_memnet.tokenizers import WordVocabulary
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(15)]
+    text = " ".join(rng.choice(words, size=2000))
+    vocabulary = WordVocabulary.from_text(text)
+    ids = vocabulary.encode(text)
+
+    def tokens_for(rows, start):
+        for size in range(MEMORY + 1, 1000):
+            corpus = Corpus(ids[:size], ids[:0], ids[:size], vocabulary)
+            if count(corpus, form) == rows:
+                return ids[start : start + size]
+        raise AssertionError(f"no split of {rows} rows")
+
+    train = tokens_for(train_rows * BATCH + partial_train_rows, 0)
+    valid = tokens_for(2 * BATCH + 3, 1000)
+    test = tokens_for(BATCH + 1, 1500)
+    return Corpus(train, valid, test, vocabulary)
+
+
+def count(corpus, form):
+    if FORMS[form] is None:
+        return corpus.num_windows("train", MEMORY)
+    return corpus.num_sequences("train", MEMORY, FORMS[form])
+
+
+def train(form, corpus, distribute, checkpoint_dir=None, epochs=2):
+    from keras_memnet.recipes import MemN2NLMRecipe
+    from keras_memnet.recipes import train_memn2n_lm
+
+    recipe = MemN2NLMRecipe(
+        batch_size=BATCH,
+        sequence_length=FORMS[form],
+        summed_max_norm=SUMMED_MAX_NORM,
+    )
+    run = train_memn2n_lm(
+        corpus,
+        hops=2,
+        memory_size=MEMORY,
+        embedding_dim=8,
+        recipe=recipe,
+        epochs=epochs,
+        patience=epochs,
+        seed=5,
+        verbose=0,
+        checkpoint_dir=checkpoint_dir,
+        distribute=distribute,
+    )
+    model = run["model"]
+    summary = {
+        "history": {
+            k: [float(v) for v in vs] for k, vs in run["history"].items()
+        },
+        "perplexity": run["perplexity"],
+        "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "max_norm": recipe.max_norm,
+    }
+    return summary, model.get_weights()
+
+
+def one_device():
+    """The one-device reference engine: none on JAX; on TensorFlow a
+    `MirroredStrategy` of one device, because under any strategy Keras
+    draws one batch of the training data before `fit` starts, so every
+    epoch of a `Corpus` dataset draws the order of the next epoch."""
+    if keras.config.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(["/cpu:0"])
+
+
+def main(mode, output):
+    if mode == "compare" and keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+    if mode == "worker":
+        from keras_memnet.distribution import data_parallel_engine
+
+        # Before any other TensorFlow op, as the strategy requires.
+        data_parallel_engine()
+    from keras_memnet.distribution import distribution_scope
+
+    runs = {}
+    if mode == "compare":
+        with distribution_scope("data-parallel") as replicas:
+            pass
+        for form in FORMS:
+            corpus = tiny_corpus(form, train_rows=4)
+            runs[f"{form}/one"] = train(form, corpus, one_device())
+            with tempfile.TemporaryDirectory() as checkpoints:
+                runs[f"{form}/two"] = train(
+                    form, corpus, "data-parallel", checkpoints
+                )
+        partial = tiny_corpus("window", train_rows=4, partial_train_rows=5)
+        runs["partial/two"] = train("window", partial, "data-parallel")
+    else:
+        corpus = tiny_corpus("sequence", train_rows=3)
+        distribute = one_device() if mode == "single" else "data-parallel"
+        with distribution_scope(distribute) as replicas:
+            pass
+        runs["run"] = train("sequence", corpus, distribute)
+    arrays = {
+        f"{name}/{i}": w
+        for name, (_, weights) in runs.items()
+        for i, w in enumerate(weights)
+    }
+    summary = {name: s for name, (s, _) in runs.items()}
+    summary["replicas"] = replicas
+    np.savez(output, summary=json.dumps(summary), **arrays)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
