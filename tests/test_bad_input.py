@@ -12,6 +12,8 @@ Without that variable it checks that the table there is current.
 
 import hashlib
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from keras_memnet.cli import main
 from keras_memnet.saving import load_model
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "BAD_INPUT.md"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 VOCABULARY_SIZE = 20
 MEMORY_SIZE = 4
 
@@ -115,6 +118,25 @@ def pairs_file(name, content):
         (directory / name).write_bytes(content)
 
     return make
+
+
+def run_example(script, *args):
+    """Runs an example script; returns its exit status, and shows the last
+    line of its stderr (the error) as the message."""
+
+    def run(tmp):
+        argv = [arg.replace("{tmp}", str(tmp)) for arg in args]
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / script), *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+        sys.stderr.write(result.stderr.strip().splitlines()[-1])
+        return result.returncode
+
+    return run
 
 
 def load_pairs(name):
@@ -297,6 +319,14 @@ CASES = [
     (
         "Seq2SeqTranslator.translate: a source made only of unknown words",
         lambda tmp: tiny_translator().translate(["i am here", "zorg blix"]),
+    ),
+    (
+        "translate_fra_eng.py --save into a path that cannot be written "
+        "(its folder is a file)",
+        run_example(
+            "translate_fra_eng.py", "--save", "{tmp}/a_file/model.keras"
+        ),
+        pairs_file("a_file", b"not a folder"),
     ),
     (
         "load_sentence_pairs: a line without a tab",
