@@ -1,3 +1,4 @@
+import importlib.util
 import zipfile
 
 import keras
@@ -154,10 +155,18 @@ def run_on(backend, *args):
     return result.stdout.split()
 
 
+def skip_without(*backends):
+    """Skips unless the backends are installed, without importing them
+    here: they run in subprocesses, and loading jaxlib or torch beside
+    TensorFlow in the test process only risks clashes of native code."""
+    for backend in backends:
+        if importlib.util.find_spec(backend) is None:
+            pytest.skip(f"needs {backend} installed")
+
+
 @pytest.mark.slow
 def test_a_model_saved_on_torch_trains_on_tensorflow_and_jax(tmp_path):
-    pytest.importorskip("torch")
-    pytest.importorskip("jax")
+    skip_without("torch", "jax")
     path = str(tmp_path / "torch.keras")
     run_on("torch", "save", path)
     # XLA is the loading backend's default, the optimizer state is kept
@@ -170,7 +179,7 @@ def test_a_model_saved_on_torch_trains_on_tensorflow_and_jax(tmp_path):
 def test_a_model_saved_with_xla_loads_on_torch_without_its_compiler(
     tmp_path,
 ):
-    pytest.importorskip("torch")
+    skip_without("torch")
     path = str(tmp_path / "tf.keras")
     run_on("tensorflow", "save", path)
     assert run_on("torch", "load", path) == ["False", "1", "2"]
