@@ -206,7 +206,7 @@ def sentence_pair_dataset(
     """
     import tensorflow as tf
 
-    from keras_memnet.datasets.windows import epoch_shuffled_indices
+    from keras_memnet.datasets.windows import _epoch_shuffled_indices
 
     batch_size = check_int("batch_size", batch_size, minimum=1)
     source_ids, decoder_input_ids, label_ids = encode_sentence_pairs(
@@ -227,7 +227,7 @@ def sentence_pair_dataset(
     # Only the indices of the pairs go through the pipeline; each batch
     # gathers its rows.
     if shuffle:
-        indices = epoch_shuffled_indices(num_pairs, seed, initial_epoch)
+        indices = _epoch_shuffled_indices(num_pairs, seed, initial_epoch)
     else:
         indices = tf.data.Dataset.range(num_pairs)
 

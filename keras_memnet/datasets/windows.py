@@ -334,7 +334,7 @@ def make_sequences(
 
     if shuffle:
         # Only the int64 indices of the chunks are shuffled.
-        chunks = epoch_shuffled_indices(num_chunks, seed, initial_epoch)
+        chunks = _epoch_shuffled_indices(num_chunks, seed, initial_epoch)
     else:
         chunks = tf.data.Dataset.range(num_chunks)
     dataset = chunks.batch(batch_size, drop_remainder=drop_remainder).map(
@@ -410,7 +410,7 @@ def sequence_arrays(
     return inputs, targets, weights
 
 
-def epoch_shuffled_indices(count, seed, initial_epoch=0):
+def _epoch_shuffled_indices(count, seed, initial_epoch=0):
     """A dataset of `0 .. count - 1`, in a new order each epoch.
 
     Each epoch's permutation is drawn from that epoch's seed
