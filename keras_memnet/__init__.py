@@ -17,10 +17,14 @@ The subpackages mirror keras-hub's layout:
   tokenisation of sentence pairs.
 - `keras_memnet.presets`: `save_to_preset`, `load_preset` and
   `list_presets`, in keras-hub's preset layout, and the shipped presets.
+- `keras_memnet.distribution`: training on several devices and machines
+  through Keras's own engines (`distribution_scope`,
+  `data_parallel_engine`, `model_parallel_engine`).
 """
 
 from keras_memnet import callbacks
 from keras_memnet import datasets
+from keras_memnet import distribution
 from keras_memnet import layers
 from keras_memnet import metrics
 from keras_memnet import models

@@ -22,7 +22,7 @@ PROTOCOLS = {
 }
 SAMPLERS = ("greedy", "random", "top_k", "top_p", "beam")
 # "none" is one device; the others are keras_memnet.distribution's modes.
-DISTRIBUTE_CHOICES = ("none", "data-parallel")
+DISTRIBUTE_CHOICES = ("none", "data-parallel", "model-parallel")
 
 
 def build_parser():
@@ -140,10 +140,13 @@ def build_parser():
         default="none",
         help="data-parallel: train on every device (all GPUs, or all CPU "
         "devices without one) with the backend's engine: JAX's "
-        "keras.distribution.DataParallel, TensorFlow's MirroredStrategy "
-        "(MultiWorkerMirroredStrategy when TF_CONFIG names several "
-        "workers); not on PyTorch. --batch-size is then the global batch, "
-        "a multiple of the number of devices. (default: none, one device)",
+        "keras.distribution.DataParallel (over several processes when "
+        "KERAS_DISTRIBUTION_* name them), TensorFlow's MirroredStrategy; "
+        "not on PyTorch. --batch-size is then the global batch, a multiple "
+        "of the number of devices. model-parallel (JAX): split the "
+        "embeddings and the output projection by vocabulary id across the "
+        "devices (keras.distribution.ModelParallel); the vocabulary size "
+        "must divide by their number. (default: none, one device)",
     )
     train.add_argument(
         "--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)"
@@ -236,12 +239,17 @@ def check_train_arguments(args):
         raise ValueError("--sequence-length applies only to --form sequence.")
     if args.data is not None and not os.path.isfile(args.data):
         raise ValueError(f"No file at --data {args.data!r}.")
-    if args.distribute != "none":
+    if args.distribute == "data-parallel":
         from keras_memnet.distribution import data_parallel_engine
 
-        # Fails at once on PyTorch; a multi-worker strategy is best made
-        # before TensorFlow runs anything.
+        # Fails at once where there is no engine, and joins the JAX
+        # processes before JAX computes anything.
         data_parallel_engine()
+    elif args.distribute == "model-parallel":
+        from keras_memnet.distribution import model_parallel_engine
+        from keras_memnet.models import MemN2NLM
+
+        model_parallel_engine(MemN2NLM)
     check_output_path(args.output)
     if args.resume and args.checkpoint_dir is None:
         raise ValueError("--resume needs --checkpoint-dir.")

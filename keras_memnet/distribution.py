@@ -4,16 +4,29 @@ keras-memnet has no training loop of its own: `fit` runs on several devices
 through the engine of the backend, and this module picks it.
 
 - JAX: `keras.distribution.DataParallel` over every device (all GPUs, or
-  all CPU devices without one). Across machines, call
-  `keras.distribution.initialize()` (`jax.distributed.initialize`) first in
-  every process; the mesh then holds every process's devices.
+  all CPU devices without one). Across processes or machines, set
+  `KERAS_DISTRIBUTION_JOB_ADDRESSES` (the coordinator's `host:port`),
+  `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID` in
+  every process: the engine then calls `keras.distribution.initialize()`
+  (`jax.distributed.initialize`) first, the mesh holds every process's
+  devices, and Keras gives each process its share of every global batch
+  of a `tf.data` dataset.
 - TensorFlow: `tf.distribute.MirroredStrategy` over every GPU (every
-  logical CPU device without one), or
-  `tf.distribute.MultiWorkerMirroredStrategy` when `TF_CONFIG` names more
-  than one worker (not yet working: with Keras 3.15 `fit` fails under it
-  in tests/test_distribution.py's two-process run).
+  logical CPU device without one), on one machine. A `TF_CONFIG` that names
+  several workers is refused: Keras 3's TensorFlow trainer fails under
+  `MultiWorkerMirroredStrategy` (it reduces the scalar logs of each step
+  along axis 0, tensorflow/tensorflow#72388, and the first data batch as
+  one tensor); several machines train on JAX.
 - PyTorch: Keras offers no multi-device engine for it; asking for one is
   an error.
+
+`"model-parallel"` (JAX only) shards the vocabulary-sized weights instead
+of copying them to every device: `keras.distribution.ModelParallel` with the
+layout of the model class's `get_layout_map` (`MemN2NLM`'s splits the
+memory embeddings and the output projection by vocabulary id, and with
+them the logits). Each device then holds `1/n` of those weights, of their
+optimizer state and of the logits; `benchmarks/model_parallel_memory.py`
+measures it.
 
 Both engines split each global batch across the replicas and apply the
 gradient of the whole batch, so one step on `n` devices is the step of one
@@ -28,17 +41,18 @@ import os
 
 import keras
 
+from keras_memnet.utils.arguments import check_int
 from keras_memnet.utils.arguments import check_one_of
 
-DISTRIBUTE_MODES = ("data-parallel",)
+DISTRIBUTE_MODES = ("data-parallel", "model-parallel")
 
-# TensorFlow allows one MultiWorkerMirroredStrategy per process, made before
-# any collective op: the strategy is made once and reused.
+# One MirroredStrategy per device list, made once: its variables and
+# collectives belong to it, so every model of the process shares it.
 _TF_STRATEGIES = {}
 
 
 @contextlib.contextmanager
-def distribution_scope(distribute="data-parallel", devices=None):
+def distribution_scope(distribute="data-parallel", devices=None, model=None):
     """A scope in which models are built and trained on several devices.
 
     Build, compile, `fit` and `evaluate` the model inside the scope; it
@@ -50,13 +64,17 @@ def distribution_scope(distribute="data-parallel", devices=None):
 
     Args:
         distribute: `"data-parallel"` (default): the backend's data-parallel
-            engine, described in the module docstring. `None`: no
+            engine, described in the module docstring. `"model-parallel"`:
+            `model_parallel_engine(model, devices)`, JAX only. `None`: no
             distribution (one replica). Or an engine made by the caller:
             a `keras.distribution.Distribution` (JAX) or a
             `tf.distribute.Strategy` (TensorFlow), used as it is.
-        devices: optional list of device names for `"data-parallel"` on one
-            machine (`"gpu:0"` on JAX, `"/gpu:0"` on TensorFlow). Defaults
-            to every GPU, or every CPU device without one.
+        devices: optional list of device names on one machine (`"gpu:0"`
+            on JAX, `"/gpu:0"` on TensorFlow). Defaults to every GPU, or
+            every CPU device without one.
+        model: for `"model-parallel"`, the model class whose
+            `get_layout_map(device_mesh)` shards its weights (e.g.
+            `MemN2NLM`).
 
     Yields:
         int, the number of replicas (devices in the batch dimension).
@@ -87,7 +105,15 @@ def distribution_scope(distribute="data-parallel", devices=None):
         return
     if isinstance(distribute, str) or not hasattr(distribute, "scope"):
         check_one_of("distribute", distribute, DISTRIBUTE_MODES)
-        distribute = data_parallel_engine(devices)
+        if distribute == "model-parallel":
+            if model is None:
+                raise ValueError(
+                    "distribute='model-parallel' needs `model`, the model "
+                    "class whose `get_layout_map` shards the weights."
+                )
+            distribute = model_parallel_engine(model, devices)
+        else:
+            distribute = data_parallel_engine(devices)
     with distribute.scope():
         yield _num_replicas(distribute)
 
@@ -95,12 +121,11 @@ def distribution_scope(distribute="data-parallel", devices=None):
 def data_parallel_engine(devices=None):
     """The data-parallel engine of the backend, made (once) for `devices`.
 
-    JAX: a `keras.distribution.DataParallel`; TensorFlow: a
-    `tf.distribute.MirroredStrategy`, or the process's
-    `tf.distribute.MultiWorkerMirroredStrategy` when `TF_CONFIG` names
-    several workers (TensorFlow wants it made before any other TensorFlow
-    op, so call this first thing in a worker). `distribution_scope` uses
-    it; call it directly to make the engine early or to hold it.
+    JAX: a `keras.distribution.DataParallel`, over the devices of every
+    process when Keras's `KERAS_DISTRIBUTION_*` variables name several
+    (it joins them first: call this before JAX computes anything);
+    TensorFlow: a `tf.distribute.MirroredStrategy`. `distribution_scope`
+    uses it; call it directly to make the engine early or to hold it.
 
     Args:
         devices: optional list of device names, as in `distribution_scope`.
@@ -109,7 +134,9 @@ def data_parallel_engine(devices=None):
         The engine; both kinds have a `scope()` context manager.
 
     Raises:
-        ValueError: on PyTorch, which Keras gives no such engine.
+        ValueError: on PyTorch, which Keras gives no such engine, and on
+            TensorFlow when `TF_CONFIG` names several workers (see the
+            module docstring).
 
     Example:
 
@@ -123,6 +150,7 @@ def data_parallel_engine(devices=None):
     """
     backend = keras.config.backend()
     if backend == "jax":
+        _initialize_jax_processes()
         if devices is None:
             devices = keras.distribution.list_devices()
         return keras.distribution.DataParallel(devices=devices)
@@ -138,19 +166,110 @@ def data_parallel_engine(devices=None):
     )
 
 
+def model_parallel_engine(model, devices=None, model_parallel_size=None):
+    """JAX's `keras.distribution.ModelParallel` with `model`'s layout.
+
+    The devices form a `("batch", "model")` mesh: `model_parallel_size`
+    devices share each copy of the model, the weights that
+    `model.get_layout_map` names split between them, and the copies split
+    each batch as under data parallelism. Like `data_parallel_engine`, it
+    joins the processes named by `KERAS_DISTRIBUTION_*` first.
+
+    Args:
+        model: a model class (or instance) with keras-hub's
+            `get_layout_map(device_mesh, model_parallel_dim_name,
+            data_parallel_dim_name)`, e.g. `MemN2NLM`.
+        devices: optional list of device names; defaults to every GPU, or
+            every CPU device without one.
+        model_parallel_size: int, devices per copy of the model; must
+            divide the number of devices. Defaults to all of them (one
+            copy, whole batches).
+
+    Returns:
+        A `keras.distribution.ModelParallel`.
+
+    Raises:
+        ValueError: the backend is not JAX, `model` has no
+            `get_layout_map`, or `model_parallel_size` does not divide the
+            devices.
+
+    Example:
+
+    ```python
+    from keras_memnet.distribution import model_parallel_engine
+    from keras_memnet.models import MemN2NLM
+
+    engine = model_parallel_engine(MemN2NLM)
+    with engine.scope():
+        model = MemN2NLM(
+            vocabulary_size=64, hops=2, memory_size=8, embedding_dim=16
+        )
+    ```
+    """
+    backend = keras.config.backend()
+    if backend != "jax":
+        raise ValueError(
+            "distribute='model-parallel' needs the JAX backend "
+            f"(keras.distribution); KERAS_BACKEND is {backend!r}. Set "
+            "KERAS_BACKEND=jax, or use distribute='data-parallel'."
+        )
+    if not hasattr(model, "get_layout_map"):
+        raise ValueError(
+            f"`model` must be a model class with `get_layout_map`, such as "
+            f"MemN2NLM; received {model!r}."
+        )
+    _initialize_jax_processes()
+    if devices is None:
+        devices = keras.distribution.list_devices()
+    model_parallel_size = check_int(
+        "model_parallel_size",
+        len(devices) if model_parallel_size is None else model_parallel_size,
+        minimum=1,
+    )
+    if len(devices) % model_parallel_size:
+        raise ValueError(
+            f"`model_parallel_size`={model_parallel_size} does not divide "
+            f"the {len(devices)} devices."
+        )
+    mesh = keras.distribution.DeviceMesh(
+        shape=(len(devices) // model_parallel_size, model_parallel_size),
+        axis_names=("batch", "model"),
+        devices=devices,
+    )
+    return keras.distribution.ModelParallel(
+        layout_map=model.get_layout_map(mesh), batch_dim_name="batch"
+    )
+
+
+def model_axis_size():
+    """How many ways the current distribution splits the model's weights:
+    the devices of a JAX `ModelParallel` mesh outside its batch axis, and 1
+    under any other engine or none."""
+    engine = (
+        keras.distribution.distribution()
+        if keras.config.backend() == "jax"
+        else None
+    )
+    if not isinstance(engine, keras.distribution.ModelParallel):
+        return 1
+    mesh = engine.device_mesh
+    return mesh.devices.size // _num_replicas(engine)
+
+
 def _tf_strategy(devices):
+    if _tf_config_workers() > 1:
+        raise ValueError(
+            "TF_CONFIG names several workers, but Keras 3's TensorFlow "
+            "trainer cannot train under MultiWorkerMirroredStrategy: `fit` "
+            "reduces each step's scalar logs along axis 0 "
+            "(tensorflow/tensorflow#72388). Train on several machines with "
+            "KERAS_BACKEND=jax and KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+            "KERAS_DISTRIBUTION_NUM_PROCESSES and "
+            "KERAS_DISTRIBUTION_PROCESS_ID set in every process, or unset "
+            "TF_CONFIG to use this machine's devices."
+        )
     import tensorflow as tf
 
-    if _tf_config_workers() > 1:
-        if devices is not None:
-            raise ValueError(
-                "`devices` applies to one machine; with several workers in "
-                "TF_CONFIG each worker uses all of its GPUs."
-            )
-        key = "multi-worker"
-        if key not in _TF_STRATEGIES:
-            _TF_STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
-        return _TF_STRATEGIES[key]
     if devices is None:
         # MirroredStrategy's own default is every GPU, or one CPU without
         # one; every logical CPU device matches JAX's default instead.
@@ -163,6 +282,19 @@ def _tf_strategy(devices):
     if key not in _TF_STRATEGIES:
         _TF_STRATEGIES[key] = tf.distribute.MirroredStrategy(list(devices))
     return _TF_STRATEGIES[key]
+
+
+def _initialize_jax_processes():
+    """Joins the JAX processes named by Keras's environment variables.
+
+    Once per process, and before JAX computes anything: afterwards
+    `jax.distributed.initialize` is refused.
+    """
+    import jax
+
+    processes = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1")
+    if int(processes) > 1 and not jax.distributed.is_initialized():
+        keras.distribution.initialize()
 
 
 def _tf_config_workers():
@@ -212,8 +344,6 @@ def pad_batches(dataset, multiple):
     ```
     """
     import tensorflow as tf
-
-    from keras_memnet.utils.arguments import check_int
 
     multiple = check_int("multiple", multiple, minimum=1)
 

@@ -7,12 +7,16 @@ python distribution_worker.py compare OUTPUT.npz
     two logical CPU devices, made here). For the window and the sequence
     form, trains once with `distribute=None` and once with
     `distribute="data-parallel"`, and once more with a partial last
-    training batch on two devices.
+    training batch on two devices, and the sequence form with an
+    adaptive softmax on one device and on two. JAX also trains the
+    sequence form with `distribute="model-parallel"` (and its one-device
+    reference) on an even vocabulary, and records the error an odd one
+    gives.
 python distribution_worker.py single OUTPUT.npz
-    The multi-worker run's configuration on one device.
+    The multi-process run's configuration on one device.
 python distribution_worker.py worker OUTPUT.npz
-    One worker of a MultiWorkerMirroredStrategy (TF_CONFIG set by the
-    caller).
+    One of several JAX processes, joined by the data-parallel engine
+    through `jax.distributed` (the caller sets `KERAS_DISTRIBUTION_*`).
 
 OUTPUT.npz holds the final weights of each run (`<run>/<index>`) and a
 JSON summary (`summary`): histories, perplexities, steps, replicas.
@@ -33,15 +37,16 @@ MEMORY = 4
 SUMMED_MAX_NORM = 0.05
 
 
-def tiny_corpus(form, train_rows, partial_train_rows=0):
+def tiny_corpus(form, train_rows, partial_train_rows=0, num_words=15):
     """A corpus with exactly `train_rows * BATCH + partial_train_rows`
     training rows of `form`, and validation and test splits that end with
-    a partial batch of an odd number of rows."""
+    a partial batch of an odd number of rows. Its vocabulary has
+    `num_words + 2` ids (with <pad> and <unk>)."""
     from keras_memnet.datasets import Corpus
     from keras_memnet.tokenizers import WordVocabulary
 
     rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(15)]
+    words = [f"w{i}" for i in range(num_words)]
     text = " ".join(rng.choice(words, size=2000))
     vocabulary = WordVocabulary.from_text(text)
     ids = vocabulary.encode(text)
@@ -65,7 +70,9 @@ def count(corpus, form):
     return corpus.num_sequences("train", MEMORY, FORMS[form])
 
 
-def train(form, corpus, distribute, checkpoint_dir=None, epochs=2):
+def train(
+    form, corpus, distribute, checkpoint_dir=None, epochs=2, **model_kwargs
+):
     from keras_memnet.recipes import MemN2NLMRecipe
     from keras_memnet.recipes import train_memn2n_lm
 
@@ -86,6 +93,7 @@ def train(form, corpus, distribute, checkpoint_dir=None, epochs=2):
         verbose=0,
         checkpoint_dir=checkpoint_dir,
         distribute=distribute,
+        **model_kwargs,
     )
     model = run["model"]
     summary = {
@@ -95,8 +103,19 @@ def train(form, corpus, distribute, checkpoint_dir=None, epochs=2):
         "perplexity": run["perplexity"],
         "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "max_norm": recipe.max_norm,
+        # Rows and columns of each weight on the first device.
+        "first_shard_shapes": [
+            list(_first_shard(w).shape) for w in model.weights
+        ],
     }
     return summary, model.get_weights()
+
+
+def _first_shard(variable):
+    value = variable.value
+    if keras.config.backend() == "jax":
+        return value.addressable_shards[0].data
+    return value
 
 
 def one_device():
@@ -122,7 +141,7 @@ def main(mode, output):
     if mode == "worker":
         from keras_memnet.distribution import data_parallel_engine
 
-        # Before any other TensorFlow op, as the strategy requires.
+        # Before any other op, as both engines require.
         data_parallel_engine()
     from keras_memnet.distribution import distribution_scope
 
@@ -139,6 +158,24 @@ def main(mode, output):
                 )
         partial = tiny_corpus("window", train_rows=4, partial_train_rows=5)
         runs["partial/two"] = train("window", partial, "data-parallel")
+        # The adaptive softmax's own loss, which bypasses keras.losses.
+        adaptive = dict(output="adaptive", adaptive_cutoffs=[8])
+        corpus = tiny_corpus("sequence", train_rows=4)
+        runs["adaptive/one"] = train(
+            "sequence", corpus, one_device(), **adaptive
+        )
+        runs["adaptive/two"] = train(
+            "sequence", corpus, "data-parallel", **adaptive
+        )
+        if keras.config.backend() == "jax":
+            # An even vocabulary (18 ids) splits across the two devices.
+            even = tiny_corpus("sequence", train_rows=4, num_words=16)
+            runs["model/one"] = train("sequence", even, None)
+            runs["model/two"] = train("sequence", even, "model-parallel")
+            try:
+                train("sequence", tiny_corpus("sequence", 4), "model-parallel")
+            except ValueError as error:
+                odd_vocabulary_error = str(error)
     else:
         corpus = tiny_corpus("sequence", train_rows=3)
         distribute = one_device() if mode == "single" else "data-parallel"
@@ -152,6 +189,8 @@ def main(mode, output):
     }
     summary = {name: s for name, (s, _) in runs.items()}
     summary["replicas"] = replicas
+    if mode == "compare" and keras.config.backend() == "jax":
+        summary["odd_vocabulary_error"] = odd_vocabulary_error
     np.savez(output, summary=json.dumps(summary), **arrays)
 
 

@@ -8,8 +8,9 @@ step, NaN guard, annealing, early stopping, checkpoints) in the window and
 the sequence form on one device and on two at the same global batch; the
 histories, perplexities and weights must agree within 1e-4. With the
 gradient of each replica's share clipped instead of the global gradient,
-the weights differ by far more. `MultiWorkerMirroredStrategy` runs in two
-worker processes on 127.0.0.1.
+the weights differ by far more. Two JAX processes on 127.0.0.1, one device
+each, joined by `jax.distributed` through Keras's `KERAS_DISTRIBUTION_*`
+variables, must also give the weights of one device.
 """
 
 import json
@@ -112,7 +113,7 @@ def assert_same_training(runs, form, exact_val_loss):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("form", ["window", "sequence"])
+@pytest.mark.parametrize("form", ["window", "sequence", "adaptive"])
 def test_jax_data_parallel_matches_one_device(jax_runs, form):
     # JAX pads the last evaluation batch with weight-0 rows, which lowers
     # val_loss by a constant factor; perplexities are exact.
@@ -125,7 +126,31 @@ def test_jax_data_parallel_matches_one_device(jax_runs, form):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("form", ["window", "sequence"])
+def test_jax_model_parallel_matches_one_device(jax_runs):
+    assert_same_training(jax_runs, "model", exact_val_loss=True)
+    summary, weights = jax_runs
+    vocabulary_size = len(weights["model/one"][0])
+    assert vocabulary_size == 18
+    shard_shapes = dict(
+        zip(
+            (tuple(w.shape) for w in weights["model/two"]),
+            summary["model/two"]["first_shard_shapes"],
+        )
+    )
+    # Embeddings (18, 8) and the output projection (8, 18) hold half their
+    # vocabulary rows or columns per device; the rest is copied.
+    assert shard_shapes[(18, 8)] == [9, 8]
+    assert shard_shapes[(8, 18)] == [8, 9]
+    assert shard_shapes[(8, 8)] == [8, 8]
+    assert summary["model/one"]["first_shard_shapes"][0] == [18, 8]
+    assert (
+        "does not split evenly across the 2 devices"
+        in (summary["odd_vocabulary_error"])
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["window", "sequence", "adaptive"])
 def test_tf_mirrored_strategy_matches_one_device(tf_runs, form):
     assert_same_training(tf_runs, form, exact_val_loss=True)
 
@@ -143,34 +168,32 @@ def test_partial_last_training_batch_is_dropped(backend, request):
     assert all(np.isfinite(v) for v in partial["perplexity"].values())
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_environment(port, index):
+    """One of two JAX processes on 127.0.0.1, named by Keras's
+    `KERAS_DISTRIBUTION_*` variables."""
+    return environment(
+        "jax",
+        XLA_FLAGS="",
+        KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+        KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+        KERAS_DISTRIBUTION_PROCESS_ID=str(index),
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="Not working yet: under MultiWorkerMirroredStrategy Keras 3.15's "
-    "TF trainer fails in `fit` converting a PerReplica batch to a tensor "
-    "(seen with one CPU device per worker).",
-    strict=False,
-)
-def test_multi_worker_mirrored_strategy(tmp_path):
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+def test_two_jax_processes_match_one_device(tmp_path):
+    # Each process holds one CPU device; the engine joins them through
+    # jax.distributed (gloo collectives) and Keras shards each batch.
+    port = free_port()
     processes, logs = [], []
     try:
         for index in range(2):
-            config = {
-                "cluster": cluster,
-                "task": {"type": "worker", "index": index},
-            }
             logs.append(open(tmp_path / f"worker{index}.log", "w"))
             processes.append(
                 subprocess.Popen(
@@ -180,7 +203,7 @@ def test_multi_worker_mirrored_strategy(tmp_path):
                         "worker",
                         str(tmp_path / f"worker{index}.npz"),
                     ],
-                    env=environment("tensorflow", TF_CONFIG=json.dumps(config)),
+                    env=worker_environment(port, index),
                     stdout=subprocess.DEVNULL,
                     stderr=logs[-1],
                     start_new_session=True,
@@ -193,7 +216,7 @@ def test_multi_worker_mirrored_strategy(tmp_path):
                 "single",
                 str(tmp_path / "single.npz"),
             ],
-            env=environment("tensorflow"),
+            env=environment("jax", XLA_FLAGS=""),
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -215,15 +238,27 @@ def test_multi_worker_mirrored_strategy(tmp_path):
     )
     reference, reference_weights = load(tmp_path / "single.npz")
     assert s0["replicas"] == s1["replicas"] == 2
+    assert reference["replicas"] == 1
     assert reference["run"]["steps"] == s0["run"]["steps"] == 6
+    history = s0["run"]["history"]
+    assert min(history["gradient_norm"]) > 3 * s0["run"]["max_norm"]
+    assert history["loss"][-1] < history["loss"][0]
     for a, b, c in zip(w0["run"], w1["run"], reference_weights["run"]):
         np.testing.assert_allclose(a, b, atol=1e-6)
         np.testing.assert_allclose(a, c, atol=TOLERANCE)
-    np.testing.assert_allclose(
-        s0["run"]["history"]["loss"],
-        reference["run"]["history"]["loss"],
-        rtol=TOLERANCE,
-    )
+    for name in ("loss", "gradient_norm", "val_perplexity"):
+        np.testing.assert_allclose(
+            history[name],
+            reference["run"]["history"][name],
+            rtol=TOLERANCE,
+            err_msg=name,
+        )
+    for split in ("train", "valid", "test"):
+        np.testing.assert_allclose(
+            s0["run"]["perplexity"][split],
+            reference["run"]["perplexity"][split],
+            rtol=TOLERANCE,
+        )
 
 
 # In-process checks of the option itself.
@@ -242,6 +277,19 @@ def test_pytorch_has_no_engine(monkeypatch):
 
     monkeypatch.setattr(keras.config, "backend", lambda: "torch")
     with pytest.raises(ValueError, match="no multi-device training engine"):
+        distribution.data_parallel_engine()
+
+
+def test_tensorflow_multi_worker_is_refused(monkeypatch):
+    from keras_memnet import distribution
+
+    config = {
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    monkeypatch.setattr(keras.config, "backend", lambda: "tensorflow")
+    with pytest.raises(ValueError, match="TF_CONFIG names several workers"):
         distribution.data_parallel_engine()
 
 
@@ -308,3 +356,76 @@ def test_cli_refuses_unknown_distribute(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--distribute", "everything"])
     assert "--distribute" in capsys.readouterr().err
+
+
+def one_device_mesh():
+    return keras.distribution.DeviceMesh(
+        shape=(1, 1), axis_names=("batch", "model"), devices=["cpu:0"]
+    )
+
+
+@pytest.mark.parametrize("output", ["softmax", "adaptive"])
+def test_layout_map_splits_the_vocabulary_sized_weights(output):
+    from keras_memnet.models import MemN2NLM
+
+    layout_map = MemN2NLM.get_layout_map(one_device_mesh())
+    model = MemN2NLM(30, hops=2, memory_size=4, embedding_dim=6, output=output)
+    model.build((None, 4))
+    split = {}
+    for variable in model.weights:
+        layout = layout_map[variable.path]
+        split[variable.path] = None if layout is None else layout.axes
+    embeddings = [p for p in split if "memory_embedding" in p]
+    assert len(embeddings) == 2
+    for path in embeddings:
+        assert split[path] == ("model", None), path
+    projection = [p for p in split if "output_projection" in p]
+    if output == "softmax":
+        assert split[projection[0]] == (None, "model")
+    else:
+        assert not projection
+    # Everything else (temporal encodings, H, the adaptive head) is copied.
+    others = [p for p in split if p not in embeddings + projection]
+    assert others and all(split[p] is None for p in others)
+
+
+def test_layout_map_refuses_a_mesh_without_the_axis():
+    from keras_memnet.models import MemN2NLM
+
+    with pytest.raises(ValueError, match="no axis 'tensor'"):
+        MemN2NLM.get_layout_map(
+            one_device_mesh(), model_parallel_dim_name="tensor"
+        )
+    with pytest.raises(ValueError, match="`device_mesh` must be"):
+        MemN2NLM.get_layout_map("batch,model")
+
+
+def test_model_parallel_needs_jax_and_a_layout(monkeypatch):
+    from keras_memnet import distribution
+    from keras_memnet.models import MemN2NLM
+
+    monkeypatch.setattr(keras.config, "backend", lambda: "tensorflow")
+    with pytest.raises(ValueError, match="needs the JAX backend"):
+        distribution.model_parallel_engine(MemN2NLM)
+    monkeypatch.setattr(keras.config, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match="with `get_layout_map`"):
+        distribution.model_parallel_engine(keras.Model)
+    with pytest.raises(ValueError, match="needs `model`"):
+        with distribution.distribution_scope("model-parallel"):
+            pass
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "jax", reason="keras.distribution is JAX's"
+)
+def test_model_parallel_size_must_divide_the_devices():
+    from keras_memnet.distribution import model_parallel_engine
+    from keras_memnet.models import MemN2NLM
+
+    devices = keras.distribution.list_devices()
+    with pytest.raises(ValueError, match="does not divide"):
+        model_parallel_engine(
+            MemN2NLM, devices, model_parallel_size=len(devices) + 1
+        )
+    engine = model_parallel_engine(MemN2NLM, devices)
+    assert engine.device_mesh.shape == (1, len(devices))

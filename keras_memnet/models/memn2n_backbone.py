@@ -6,6 +6,7 @@ from keras_memnet.layers.memory_hop import MemoryHop
 from keras_memnet.layers.temporal_encoding import TemporalEncoding
 from keras_memnet.utils.arguments import check_float
 from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.arguments import check_mesh_axes
 from keras_memnet.utils.arguments import check_one_of
 
 WEIGHT_TYING_MODES = ("layerwise", "adjacent")
@@ -304,6 +305,52 @@ class MemN2NBackbone(keras.Model):
                 "memory_size + T - 1) for T windows per row. Received: "
                 f"shape={tuple(shape)}. Left-pad short contexts with 0."
             )
+
+    @staticmethod
+    def get_layout_map(
+        device_mesh,
+        model_parallel_dim_name="model",
+        data_parallel_dim_name="batch",
+    ):
+        """A `keras.distribution.LayoutMap` that splits the memory
+        embeddings by vocabulary id across the model axis of `device_mesh`.
+
+        The embeddings are the backbone's only weights that grow with the
+        vocabulary; the rest (temporal encodings, H) is small and copied to
+        every device. The vocabulary size must divide by the size of the
+        model axis. `MemN2NLM.get_layout_map` adds the output projection.
+
+        Args:
+            device_mesh: a `keras.distribution.DeviceMesh`.
+            model_parallel_dim_name: the mesh axis the weights are split
+                along.
+            data_parallel_dim_name: the mesh axis the batch is split along.
+
+        Returns:
+            A `keras.distribution.LayoutMap`.
+
+        Example:
+
+        ```python
+        import keras
+        from keras_memnet.models import MemN2NBackbone
+
+        mesh = keras.distribution.DeviceMesh(
+            shape=(1, len(keras.distribution.list_devices())),
+            axis_names=("batch", "model"),
+        )
+        layout_map = MemN2NBackbone.get_layout_map(mesh)
+        ```
+        """
+        check_mesh_axes(
+            device_mesh, model_parallel_dim_name, data_parallel_dim_name
+        )
+        layout_map = keras.distribution.LayoutMap(device_mesh)
+        layout_map[r".*/memory_embedding_\d+/embeddings"] = (
+            model_parallel_dim_name,
+            None,
+        )
+        return layout_map
 
     def get_config(self):
         config = super().get_config()

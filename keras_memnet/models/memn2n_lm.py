@@ -339,6 +339,9 @@ class MemN2NLM(PresetMixin, keras.Model):
         loss = ops.sum(nll)
         if reduction == "sum_over_batch_size":
             loss = loss / ops.cast(ops.shape(nll)[0], loss.dtype)
+        # As `keras.losses.Loss` does: under a tf.distribute strategy each
+        # replica's loss is its share, and the gradients are summed.
+        loss = loss / ops.cast(_num_replicas_in_sync(), loss.dtype)
         for extra_loss in self.losses:
             loss = loss + ops.cast(
                 self._aggregate_additional_loss(extra_loss), loss.dtype
@@ -441,7 +444,7 @@ class MemN2NLM(PresetMixin, keras.Model):
             and keras.config.backend() == "tensorflow"
             and not kwargs.get("run_eagerly")
         ):
-            jit_compile = not _in_multi_replica_strategy()
+            jit_compile = _num_replicas_in_sync() == 1
         super().compile(
             optimizer=optimizer,
             loss=loss,
@@ -608,6 +611,60 @@ class MemN2NLM(PresetMixin, keras.Model):
             return self.preprocessor.generate_postprocess(new_ids)
         return new_ids
 
+    @staticmethod
+    def get_layout_map(
+        device_mesh,
+        model_parallel_dim_name="model",
+        data_parallel_dim_name="batch",
+    ):
+        """A `keras.distribution.LayoutMap` that splits the vocabulary-sized
+        weights by vocabulary id across the model axis of `device_mesh`.
+
+        The memory embeddings (`MemN2NBackbone.get_layout_map`) and the
+        softmax output projection are split, and with the projection the
+        logits and their gradient: each device holds `1 / n` of all three
+        and of their optimizer state. The adaptive softmax's weights are
+        copied (its clusters rarely divide evenly). The vocabulary size
+        must divide by the size of the model axis.
+
+        Args:
+            device_mesh: a `keras.distribution.DeviceMesh`.
+            model_parallel_dim_name: the mesh axis the weights are split
+                along.
+            data_parallel_dim_name: the mesh axis the batch is split along.
+
+        Returns:
+            A `keras.distribution.LayoutMap` for
+            `keras.distribution.ModelParallel` (JAX).
+
+        Example:
+
+        ```python
+        import keras
+        from keras_memnet.models import MemN2NLM
+
+        devices = keras.distribution.list_devices()
+        mesh = keras.distribution.DeviceMesh(
+            shape=(1, len(devices)), axis_names=("batch", "model")
+        )
+        engine = keras.distribution.ModelParallel(
+            layout_map=MemN2NLM.get_layout_map(mesh), batch_dim_name="batch"
+        )
+        with engine.scope():
+            model = MemN2NLM(
+                vocabulary_size=64, hops=2, memory_size=8, embedding_dim=16
+            )
+        ```
+        """
+        layout_map = MemN2NBackbone.get_layout_map(
+            device_mesh, model_parallel_dim_name, data_parallel_dim_name
+        )
+        layout_map[r".*/output_projection/kernel"] = (
+            None,
+            model_parallel_dim_name,
+        )
+        return layout_map
+
     def get_config(self):
         config = super().get_config()
         # The backbone's arguments, without its own name, trainable, dtype.
@@ -676,14 +733,15 @@ class _DecoderCache:
         return self.decoders[key]
 
 
-def _in_multi_replica_strategy():
-    """TensorFlow backend only: inside a strategy of several replicas."""
+def _num_replicas_in_sync():
+    """The replicas of the current tf.distribute strategy (TensorFlow
+    backend); 1 outside one and on other backends, whose engines see
+    global arrays."""
+    if keras.config.backend() != "tensorflow":
+        return 1
     import tensorflow as tf
 
-    return (
-        tf.distribute.has_strategy()
-        and tf.distribute.get_strategy().num_replicas_in_sync > 1
-    )
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def _portable_compile_config(config):

@@ -9,6 +9,7 @@ from keras_memnet.callbacks.nan_guard import NonFiniteTrainingError
 from keras_memnet.callbacks.training_checkpoint import TrainingCheckpoint
 from keras_memnet.callbacks.training_checkpoint import read_resume_epoch
 from keras_memnet.distribution import distribution_scope
+from keras_memnet.distribution import model_axis_size
 from keras_memnet.distribution import pad_batches
 from keras_memnet.metrics.perplexity import Perplexity
 from keras_memnet.models.memn2n_lm import MemN2NLM
@@ -72,13 +73,15 @@ def train_memn2n_lm(
             every epoch. It must hold no checkpoint unless `resume`.
         resume: bool, continue from the checkpoint in `checkpoint_dir` if
             there is one (else start afresh). Needs `checkpoint_dir`.
-        distribute: `None` (default, one device) or `"data-parallel"`:
+        distribute: `None` (default, one device), `"data-parallel"`:
             train on every device with the backend's engine (JAX:
-            `keras.distribution.DataParallel`; TensorFlow:
-            `tf.distribute.MirroredStrategy`, or
-            `MultiWorkerMirroredStrategy` when `TF_CONFIG` names several
-            workers; PyTorch: an error), or such an engine itself; see
-            `keras_memnet.distribution.distribution_scope`.
+            `keras.distribution.DataParallel`, across processes too;
+            TensorFlow: `tf.distribute.MirroredStrategy`; PyTorch: an
+            error), `"model-parallel"` (JAX: `keras.distribution.
+            ModelParallel` with `MemN2NLM.get_layout_map`, which splits the
+            vocabulary-sized weights between the devices; the vocabulary
+            size must divide by their number), or such an engine itself;
+            see `keras_memnet.distribution`.
             `recipe.batch_size` is then the global batch and must divide
             by the number of replicas; each step equals the step of one
             device at that batch, clipping included. The partial last
@@ -127,12 +130,21 @@ def train_memn2n_lm(
             f"trains sequences of {recipe.sequence_length} targets. Use "
             "MemN2NLMRecipe(sequence_length=None) for random windows."
         )
-    with distribution_scope(distribute) as replicas:
+    with distribution_scope(distribute, model=MemN2NLM) as replicas:
         if recipe.batch_size % replicas:
             raise ValueError(
                 f"The batch of {recipe.batch_size} rows does not split "
                 f"evenly across {replicas} replicas. Use a multiple of "
                 f"{replicas}: the batch size is the global batch."
+            )
+        shards = model_axis_size()
+        if corpus.vocabulary.size % shards:
+            raise ValueError(
+                f"The vocabulary of {corpus.vocabulary.size} ids does not "
+                f"split evenly across the {shards} devices that share the "
+                "model. Make its size a multiple of theirs (in Python, "
+                "`WordVocabulary.from_text(..., max_size=...)`), use a "
+                "number of devices that divides it, or train data-parallel."
             )
         keras.utils.set_random_seed(seed)
         started = time.time()
@@ -157,8 +169,12 @@ def train_memn2n_lm(
             dataset = split_batches(split_name, shuffle)
             if replicas > 1 and not shuffle and keras.config.backend() == "jax":
                 # JAX refuses a batch that does not divide across devices;
-                # evaluation must still score every target.
-                dataset = pad_batches(dataset, replicas)
+                # evaluation must still score every target. Padded to full
+                # batches, whose static size Keras needs to split them
+                # between processes (rebatch only states that size).
+                dataset = pad_batches(dataset, recipe.batch_size).rebatch(
+                    recipe.batch_size, drop_remainder=True
+                )
             return dataset
 
         def split_batches(split_name, shuffle):

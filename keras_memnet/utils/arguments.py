@@ -123,3 +123,23 @@ def _bounds_text(minimum, maximum, min_inclusive, max_inclusive):
     if maximum is not None:
         return f" {'<=' if max_inclusive else '<'} {maximum}"
     return ""
+
+
+def check_mesh_axes(device_mesh, *axis_names):
+    """Returns `device_mesh` if it is a `keras.distribution.DeviceMesh`
+    with every axis of `axis_names`, or raises `ValueError`."""
+    import keras
+
+    check_instance(
+        "device_mesh",
+        device_mesh,
+        keras.distribution.DeviceMesh,
+        "a keras.distribution.DeviceMesh",
+    )
+    for axis_name in axis_names:
+        if axis_name not in device_mesh.axis_names:
+            raise ValueError(
+                f"The device mesh has no axis {axis_name!r}; its axes are "
+                f"{tuple(device_mesh.axis_names)}."
+            )
+    return device_mesh
