@@ -12,6 +12,10 @@ python distribution_worker.py compare OUTPUT.npz
     sequence form with `distribute="model-parallel"` (and its one-device
     reference) on an even vocabulary, and records the error an odd one
     gives.
+python distribution_worker.py mesh OUTPUT.npz
+    JAX on four devices (XLA_FLAGS=--xla_force_host_platform_device_count=4):
+    the sequence form on one device, and on a 2 x 2 ("batch", "model")
+    mesh of `model_parallel_engine(MemN2NLM, model_parallel_size=2)`.
 python distribution_worker.py single OUTPUT.npz
     The multi-process run's configuration on one device.
 python distribution_worker.py worker OUTPUT.npz
@@ -176,6 +180,17 @@ def main(mode, output):
                 train("sequence", tiny_corpus("sequence", 4), "model-parallel")
             except ValueError as error:
                 odd_vocabulary_error = str(error)
+    elif mode == "mesh":
+        from keras_memnet.distribution import model_parallel_engine
+        from keras_memnet.models import MemN2NLM
+
+        # Four devices: two copies of the model, each split over two.
+        engine = model_parallel_engine(MemN2NLM, model_parallel_size=2)
+        with distribution_scope(engine) as replicas:
+            pass
+        even = tiny_corpus("sequence", train_rows=4, num_words=16)
+        runs["mesh/one"] = train("sequence", even, None)
+        runs["mesh/two"] = train("sequence", even, engine)
     else:
         corpus = tiny_corpus("sequence", train_rows=3)
         distribute = one_device() if mode == "single" else "data-parallel"

@@ -51,13 +51,13 @@ def load(path):
     return summary, weights
 
 
-def run_compare(backend, tmp_path_factory):
+def run_compare(backend, tmp_path_factory, mode="compare", devices=2):
     output = tmp_path_factory.mktemp(backend) / "runs.npz"
     extra = {}
     if backend == "jax":
-        extra["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        extra["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     result = subprocess.run(
-        [sys.executable, str(WORKER), "compare", str(output)],
+        [sys.executable, str(WORKER), mode, str(output)],
         env=environment(backend, **extra),
         capture_output=True,
         text=True,
@@ -70,6 +70,11 @@ def run_compare(backend, tmp_path_factory):
 @pytest.fixture(scope="module")
 def jax_runs(tmp_path_factory):
     return run_compare("jax", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def jax_mesh_runs(tmp_path_factory):
+    return run_compare("jax", tmp_path_factory, mode="mesh", devices=4)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +152,19 @@ def test_jax_model_parallel_matches_one_device(jax_runs):
         "does not split evenly across the 2 devices"
         in (summary["odd_vocabulary_error"])
     )
+
+
+@pytest.mark.slow
+def test_jax_model_and_data_parallel_mesh_matches_one_device(jax_mesh_runs):
+    # A 2 x 2 mesh: the batch split between two copies of the model, the
+    # vocabulary-sized weights between the two devices of each copy; the
+    # padded last evaluation batch lowers val_loss as in data parallelism.
+    assert_same_training(jax_mesh_runs, "mesh", exact_val_loss=False)
+    summary, weights = jax_mesh_runs
+    first_shards = summary["mesh/two"]["first_shard_shapes"]
+    shapes = [list(w.shape) for w in weights["mesh/two"]]
+    assert first_shards[shapes.index([18, 8])] == [9, 8]
+    assert first_shards[shapes.index([8, 18])] == [8, 9]
 
 
 @pytest.mark.slow
