@@ -292,7 +292,12 @@ def _initialize_jax_processes():
     """
     import jax
 
-    processes = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1")
+    processes = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or "1"
+    if not processes.strip().isdigit():
+        raise ValueError(
+            "KERAS_DISTRIBUTION_NUM_PROCESSES must be a whole number of "
+            f"processes. Received: {processes!r}"
+        )
     if int(processes) > 1 and not jax.distributed.is_initialized():
         keras.distribution.initialize()
 

@@ -311,6 +311,17 @@ def test_tensorflow_multi_worker_is_refused(monkeypatch):
         distribution.data_parallel_engine()
 
 
+@pytest.mark.skipif(
+    keras.config.backend() != "jax", reason="jax.distributed is JAX's"
+)
+def test_bad_process_count_is_refused(monkeypatch):
+    from keras_memnet.distribution import data_parallel_engine
+
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "two")
+    with pytest.raises(ValueError, match="must be a whole number"):
+        data_parallel_engine()
+
+
 def test_no_distribution_is_one_replica():
     from keras_memnet.distribution import distribution_scope
 
