@@ -114,12 +114,12 @@ def main():
     print(f"load average {' '.join(_load())}")
     header = (
         "engine",
-        "weights/device MB",
-        "optimizer state/device MB",
-        "step args MB",
-        "step outputs MB",
-        "step temps MB",
-        "step total MB",
+        "weights/device MiB",
+        "optimizer state/device MiB",
+        "step args MiB",
+        "step outputs MiB",
+        "step temps MiB",
+        "step total MiB",
         "step s (median)",
     )
     print("| " + " | ".join(header) + " |")

@@ -38,6 +38,7 @@ under a TensorFlow strategy with more than one replica.
 import contextlib
 import json
 import os
+import re
 
 import keras
 
@@ -172,8 +173,10 @@ def model_parallel_engine(model, devices=None, model_parallel_size=None):
     The devices form a `("batch", "model")` mesh: `model_parallel_size`
     devices share each copy of the model, the weights that
     `model.get_layout_map` names split between them, and the copies split
-    each batch as under data parallelism. Like `data_parallel_engine`, it
-    joins the processes named by `KERAS_DISTRIBUTION_*` first.
+    each batch as under data parallelism. One process only: with several
+    (`KERAS_DISTRIBUTION_*`) it is refused, since the package's training
+    copies weights to the host, which JAX cannot do for weights split
+    across processes.
 
     Args:
         model: a model class (or instance) with keras-hub's
@@ -189,9 +192,9 @@ def model_parallel_engine(model, devices=None, model_parallel_size=None):
         A `keras.distribution.ModelParallel`.
 
     Raises:
-        ValueError: the backend is not JAX, `model` has no
-            `get_layout_map`, or `model_parallel_size` does not divide the
-            devices.
+        ValueError: the backend is not JAX, several processes train
+            together, `model` has no `get_layout_map`, or
+            `model_parallel_size` does not divide the devices.
 
     Example:
 
@@ -219,6 +222,15 @@ def model_parallel_engine(model, devices=None, model_parallel_size=None):
             f"MemN2NLM; received {model!r}."
         )
     _initialize_jax_processes()
+    if process_count() > 1:
+        raise ValueError(
+            "distribute='model-parallel' runs in one process (on all of its "
+            f"devices); this is one of {process_count()} JAX processes. "
+            "keras-memnet's training copies the weights to the host (the "
+            "NaN guard, early stopping's best weights, checkpoints, "
+            "saving), which JAX cannot do for weights split across "
+            "processes. Train across processes with 'data-parallel'."
+        )
     if devices is None:
         devices = keras.distribution.list_devices()
     model_parallel_size = check_int(
@@ -242,9 +254,21 @@ def model_parallel_engine(model, devices=None, model_parallel_size=None):
 
 
 def model_axis_size():
-    """How many ways the current distribution splits the model's weights:
-    the devices of a JAX `ModelParallel` mesh outside its batch axis, and 1
-    under any other engine or none."""
+    """How many ways the current distribution splits the model's weights.
+
+    Returns:
+        int: the devices of a JAX `ModelParallel` mesh outside its batch
+        axis (those that share one copy of the model); 1 under any other
+        engine or none.
+
+    Example:
+
+    ```python
+    from keras_memnet.distribution import model_axis_size
+
+    model_axis_size()  # 1: no distribution
+    ```
+    """
     engine = (
         keras.distribution.distribution()
         if keras.config.backend() == "jax"
@@ -293,13 +317,23 @@ def _initialize_jax_processes():
     import jax
 
     processes = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or "1"
-    if not processes.strip().isdigit():
+    if not re.fullmatch(r"\s*[1-9][0-9]*\s*", processes):
         raise ValueError(
             "KERAS_DISTRIBUTION_NUM_PROCESSES must be a whole number of "
-            f"processes. Received: {processes!r}"
+            f"processes, at least 1. Received: {processes!r}"
         )
     if int(processes) > 1 and not jax.distributed.is_initialized():
         keras.distribution.initialize()
+
+
+def process_count():
+    """The number of processes training together: JAX's process count,
+    1 on other backends (whose engines run in one process here)."""
+    if keras.config.backend() != "jax":
+        return 1
+    import jax
+
+    return jax.process_count()
 
 
 def _tf_config_workers():
@@ -318,18 +352,20 @@ def pad_batches(dataset, multiple):
     """Pads every batch of a `tf.data.Dataset` to a multiple of rows.
 
     For evaluation under JAX's `keras.distribution`, which refuses a batch
-    that does not divide across its devices. The extra rows repeat the
-    batch's first rows with sample weight 0, so weighted metrics
-    (`Perplexity`) are exact; the mean loss of a padded batch is divided
-    by its padded size, which lowers `val_loss` by the same small factor in
-    every epoch (so annealing and early stopping decide as without it).
+    that does not divide across its devices (and, across processes, one
+    whose size is not static: pad to the batch size, so that every batch is
+    full). The extra rows repeat the batch's first rows with sample weight
+    0, so weighted metrics (`Perplexity`) are exact; the mean loss of a
+    padded batch is divided by its padded size, which lowers `val_loss` by
+    the same factor in every epoch (so annealing and early stopping decide
+    as without it).
     A dataset of `(x, y)` gets a third element, the weights, of `y`'s
     shape.
 
     Args:
         dataset: batches of `(x, y)` or `(x, y, sample_weight)` tensors.
         multiple: int >= 1, the row count every batch is padded to a
-            multiple of (the number of replicas).
+            multiple of (the number of replicas, or the batch size).
 
     Returns:
         The padded dataset of `(x, y, sample_weight)`.

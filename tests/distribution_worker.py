@@ -8,7 +8,8 @@ python distribution_worker.py compare OUTPUT.npz
     form, trains once with `distribute=None` and once with
     `distribute="data-parallel"`, and once more with a partial last
     training batch on two devices, and the sequence form with an
-    adaptive softmax on one device and on two. JAX also trains the
+    adaptive softmax on one device and on two; and on two, the adaptive
+    softmax's own summed loss against Keras's. JAX also trains the
     sequence form with `distribute="model-parallel"` (and its one-device
     reference) on an even vocabulary, and records the error an odd one
     gives.
@@ -18,9 +19,10 @@ python distribution_worker.py mesh OUTPUT.npz
     mesh of `model_parallel_engine(MemN2NLM, model_parallel_size=2)`.
 python distribution_worker.py single OUTPUT.npz
     The multi-process run's configuration on one device.
-python distribution_worker.py worker OUTPUT.npz
-    One of several JAX processes, joined by the data-parallel engine
-    through `jax.distributed` (the caller sets `KERAS_DISTRIBUTION_*`).
+python distribution_worker.py worker OUTPUT.npz [DISTRIBUTE]
+    One of several JAX processes, joined through `jax.distributed` (the
+    caller sets `KERAS_DISTRIBUTION_*`), training with `distribute=
+    DISTRIBUTE`: "data-parallel" (default) or "model-parallel".
 
 OUTPUT.npz holds the final weights of each run (`<run>/<index>`) and a
 JSON summary (`summary`): histories, perplexities, steps, replicas.
@@ -134,7 +136,52 @@ def one_device():
     return tf.distribute.MirroredStrategy(["/cpu:0"])
 
 
-def main(mode, output):
+class KerasCrossEntropy(keras.losses.Loss):
+    """Sparse cross-entropy on logits that `MemN2NLM` does not recognise,
+    so that Keras's own loss reduction runs."""
+
+    def call(self, y_true, y_pred):
+        return keras.losses.sparse_categorical_crossentropy(
+            y_true, y_pred, from_logits=True
+        )
+
+
+def summed_adaptive_steps(distribute, fast):
+    """Two SGD steps of an adaptive-softmax model compiled with the loss
+    summed over the batch (`reduction="sum"`, which Keras does not divide
+    by the replicas): with `fast`, through the model's own loss (a
+    `SparseCategoricalCrossentropy`); else through Keras's loss on the
+    model's log-probabilities (`KerasCrossEntropy`). The summary is
+    empty."""
+    from keras_memnet.distribution import distribution_scope
+    from keras_memnet.models import MemN2NLM
+
+    if fast:
+        loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="sum"
+        )
+    else:
+        loss = KerasCrossEntropy(reduction="sum")
+    rng = np.random.default_rng(1)
+    contexts = rng.integers(1, 17, (2, BATCH, MEMORY), dtype="int32")
+    targets = rng.integers(1, 17, (2, BATCH), dtype="int32")
+    with distribution_scope(distribute):
+        keras.utils.set_random_seed(5)
+        model = MemN2NLM(
+            17,
+            hops=2,
+            memory_size=MEMORY,
+            embedding_dim=8,
+            output="adaptive",
+            adaptive_cutoffs=[8],
+        )
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+        for x, y in zip(contexts, targets):
+            model.train_on_batch(x, y)
+    return {}, model.get_weights()
+
+
+def main(mode, output, distribute="data-parallel"):
     if mode == "compare" and keras.config.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -145,9 +192,10 @@ def main(mode, output):
     if mode == "worker":
         from keras_memnet.distribution import data_parallel_engine
 
-        # Before any other op, as both engines require.
+        # Joins the processes before JAX computes anything.
         data_parallel_engine()
     from keras_memnet.distribution import distribution_scope
+    from keras_memnet.models import MemN2NLM
 
     runs = {}
     if mode == "compare":
@@ -171,6 +219,12 @@ def main(mode, output):
         runs["adaptive/two"] = train(
             "sequence", corpus, "data-parallel", **adaptive
         )
+        runs["adaptive-sum/keras"] = summed_adaptive_steps(
+            "data-parallel", fast=False
+        )
+        runs["adaptive-sum/fast"] = summed_adaptive_steps(
+            "data-parallel", fast=True
+        )
         if keras.config.backend() == "jax":
             # An even vocabulary (18 ids) splits across the two devices.
             even = tiny_corpus("sequence", train_rows=4, num_words=16)
@@ -182,7 +236,6 @@ def main(mode, output):
                 odd_vocabulary_error = str(error)
     elif mode == "mesh":
         from keras_memnet.distribution import model_parallel_engine
-        from keras_memnet.models import MemN2NLM
 
         # Four devices: two copies of the model, each split over two.
         engine = model_parallel_engine(MemN2NLM, model_parallel_size=2)
@@ -192,9 +245,11 @@ def main(mode, output):
         runs["mesh/one"] = train("sequence", even, None)
         runs["mesh/two"] = train("sequence", even, engine)
     else:
-        corpus = tiny_corpus("sequence", train_rows=3)
-        distribute = one_device() if mode == "single" else "data-parallel"
-        with distribution_scope(distribute) as replicas:
+        # An even vocabulary, which "model-parallel" can split.
+        corpus = tiny_corpus("sequence", train_rows=3, num_words=16)
+        if mode == "single":
+            distribute = one_device()
+        with distribution_scope(distribute, model=MemN2NLM) as replicas:
             pass
         runs["run"] = train("sequence", corpus, distribute)
     arrays = {

@@ -131,22 +131,34 @@ def test_jax_data_parallel_matches_one_device(jax_runs, form):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_summed_adaptive_loss_trains_as_keras_loss(backend, request):
+    # On two replicas, the adaptive softmax's own loss with
+    # reduction="sum" must train as Keras's loss does (which, summed, is
+    # not divided by the replicas).
+    _, weights = request.getfixturevalue(
+        "jax_runs" if backend == "jax" else "tf_runs"
+    )
+    keras_loss, fast_loss = (
+        weights["adaptive-sum/keras"],
+        weights["adaptive-sum/fast"],
+    )
+    for a, b in zip(keras_loss, fast_loss):
+        np.testing.assert_allclose(b, a, atol=TOLERANCE)
+
+
+@pytest.mark.slow
 def test_jax_model_parallel_matches_one_device(jax_runs):
     assert_same_training(jax_runs, "model", exact_val_loss=True)
     summary, weights = jax_runs
     vocabulary_size = len(weights["model/one"][0])
     assert vocabulary_size == 18
-    shard_shapes = dict(
-        zip(
-            (tuple(w.shape) for w in weights["model/two"]),
-            summary["model/two"]["first_shard_shapes"],
-        )
-    )
-    # Embeddings (18, 8) and the output projection (8, 18) hold half their
-    # vocabulary rows or columns per device; the rest is copied.
-    assert shard_shapes[(18, 8)] == [9, 8]
-    assert shard_shapes[(8, 18)] == [8, 9]
-    assert shard_shapes[(8, 8)] == [8, 8]
+    # Every vocabulary-sized dimension (18) holds half its ids per device;
+    # the rest is copied.
+    for weight, shard in zip(
+        weights["model/two"], summary["model/two"]["first_shard_shapes"]
+    ):
+        assert shard == [9 if size == 18 else size for size in weight.shape]
     assert summary["model/one"]["first_shard_shapes"][0] == [18, 8]
     assert (
         "does not split evenly across the 2 devices"
@@ -161,10 +173,10 @@ def test_jax_model_and_data_parallel_mesh_matches_one_device(jax_mesh_runs):
     # padded last evaluation batch lowers val_loss as in data parallelism.
     assert_same_training(jax_mesh_runs, "mesh", exact_val_loss=False)
     summary, weights = jax_mesh_runs
-    first_shards = summary["mesh/two"]["first_shard_shapes"]
-    shapes = [list(w.shape) for w in weights["mesh/two"]]
-    assert first_shards[shapes.index([18, 8])] == [9, 8]
-    assert first_shards[shapes.index([8, 18])] == [8, 9]
+    for weight, shard in zip(
+        weights["mesh/two"], summary["mesh/two"]["first_shard_shapes"]
+    ):
+        assert shard == [9 if size == 18 else size for size in weight.shape]
 
 
 @pytest.mark.slow
@@ -204,10 +216,9 @@ def worker_environment(port, index):
     )
 
 
-@pytest.mark.slow
-def test_two_jax_processes_match_one_device(tmp_path):
-    # Each process holds one CPU device; the engine joins them through
-    # jax.distributed (gloo collectives) and Keras shards each batch.
+def run_two_jax_processes(tmp_path, distribute):
+    """Runs two `worker` processes to the end; returns their exit codes and
+    the tails of their logs."""
     port = free_port()
     processes, logs = [], []
     try:
@@ -220,6 +231,7 @@ def test_two_jax_processes_match_one_device(tmp_path):
                         str(WORKER),
                         "worker",
                         str(tmp_path / f"worker{index}.npz"),
+                        distribute,
                     ],
                     env=worker_environment(port, index),
                     stdout=subprocess.DEVNULL,
@@ -227,23 +239,7 @@ def test_two_jax_processes_match_one_device(tmp_path):
                     start_new_session=True,
                 )
             )
-        single = subprocess.run(
-            [
-                sys.executable,
-                str(WORKER),
-                "single",
-                str(tmp_path / "single.npz"),
-            ],
-            env=environment("jax", XLA_FLAGS=""),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-        assert single.returncode == 0, single.stderr[-3000:]
-        for index, process in enumerate(processes):
-            code = process.wait(timeout=TIMEOUT)
-            log = (tmp_path / f"worker{index}.log").read_text()[-3000:]
-            assert code == 0, log
+        codes = [process.wait(timeout=TIMEOUT) for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
@@ -251,6 +247,28 @@ def test_two_jax_processes_match_one_device(tmp_path):
                 process.wait()
         for log in logs:
             log.close()
+    tails = [
+        (tmp_path / f"worker{index}.log").read_text()[-3000:]
+        for index in range(2)
+    ]
+    return codes, tails
+
+
+@pytest.mark.slow
+def test_two_jax_processes_match_one_device(tmp_path):
+    # Each process holds one CPU device; the engine joins them through
+    # jax.distributed (gloo collectives) and Keras shards each batch.
+    codes, tails = run_two_jax_processes(tmp_path, "data-parallel")
+    for code, tail in zip(codes, tails):
+        assert code == 0, tail
+    single = subprocess.run(
+        [sys.executable, str(WORKER), "single", str(tmp_path / "single.npz")],
+        env=environment("jax", XLA_FLAGS=""),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
     (s0, w0), (s1, w1) = (
         load(tmp_path / f"worker{index}.npz") for index in range(2)
     )
@@ -277,6 +295,14 @@ def test_two_jax_processes_match_one_device(tmp_path):
             reference["run"]["perplexity"][split],
             rtol=TOLERANCE,
         )
+
+
+@pytest.mark.slow
+def test_model_parallel_across_processes_is_refused(tmp_path):
+    codes, tails = run_two_jax_processes(tmp_path, "model-parallel")
+    for code, tail in zip(codes, tails):
+        assert code != 0
+        assert "runs in one process" in tail, tail
 
 
 # In-process checks of the option itself.
@@ -387,29 +413,54 @@ def test_cli_refuses_unknown_distribute(capsys):
     assert "--distribute" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(
+    keras.config.backend() == "jax", reason="model parallelism runs on JAX"
+)
+def test_cli_refuses_model_parallel_off_jax(capsys):
+    from keras_memnet.cli import main
+
+    assert main(["train", "--distribute", "model-parallel"]) == 2
+    assert "needs the JAX backend" in capsys.readouterr().err
+
+
 def one_device_mesh():
     return keras.distribution.DeviceMesh(
         shape=(1, 1), axis_names=("batch", "model"), devices=["cpu:0"]
     )
 
 
-@pytest.mark.parametrize("output", ["softmax", "adaptive"])
-def test_layout_map_splits_the_vocabulary_sized_weights(output):
+@pytest.mark.parametrize(
+    "output, weight_tying",
+    [
+        ("softmax", "layerwise"),
+        ("adaptive", "layerwise"),
+        # The logits read the last memory embedding, transposed.
+        ("softmax", "adjacent"),
+    ],
+)
+def test_layout_map_splits_the_vocabulary_sized_weights(output, weight_tying):
     from keras_memnet.models import MemN2NLM
 
     layout_map = MemN2NLM.get_layout_map(one_device_mesh())
-    model = MemN2NLM(30, hops=2, memory_size=4, embedding_dim=6, output=output)
+    model = MemN2NLM(
+        30,
+        hops=2,
+        memory_size=4,
+        embedding_dim=6,
+        output=output,
+        weight_tying=weight_tying,
+    )
     model.build((None, 4))
     split = {}
     for variable in model.weights:
         layout = layout_map[variable.path]
         split[variable.path] = None if layout is None else layout.axes
     embeddings = [p for p in split if "memory_embedding" in p]
-    assert len(embeddings) == 2
+    assert len(embeddings) == (2 if weight_tying == "layerwise" else 3)
     for path in embeddings:
         assert split[path] == ("model", None), path
     projection = [p for p in split if "output_projection" in p]
-    if output == "softmax":
+    if output == "softmax" and weight_tying == "layerwise":
         assert split[projection[0]] == (None, "model")
     else:
         assert not projection

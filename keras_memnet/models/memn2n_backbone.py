@@ -324,7 +324,9 @@ class MemN2NBackbone(keras.Model):
             device_mesh: a `keras.distribution.DeviceMesh`.
             model_parallel_dim_name: the mesh axis the weights are split
                 along.
-            data_parallel_dim_name: the mesh axis the batch is split along.
+            data_parallel_dim_name: the mesh axis the batch is split along
+                (`ModelParallel`'s `batch_dim_name`); only checked to be on
+                the mesh, since no weight is split along it.
 
         Returns:
             A `keras.distribution.LayoutMap`.

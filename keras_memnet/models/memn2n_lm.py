@@ -338,10 +338,12 @@ class MemN2NLM(PresetMixin, keras.Model):
             nll = nll * ops.reshape(ops.cast(sample_weight, nll.dtype), (-1,))
         loss = ops.sum(nll)
         if reduction == "sum_over_batch_size":
-            loss = loss / ops.cast(ops.shape(nll)[0], loss.dtype)
-        # As `keras.losses.Loss` does: under a tf.distribute strategy each
-        # replica's loss is its share, and the gradients are summed.
-        loss = loss / ops.cast(_num_replicas_in_sync(), loss.dtype)
+            # As `keras.losses.Loss` does for a mean: under a tf.distribute
+            # strategy each replica's mean counts for its share, and the
+            # replicas' gradients are summed.
+            loss = loss / ops.cast(
+                ops.shape(nll)[0] * _num_replicas_in_sync(), loss.dtype
+            )
         for extra_loss in self.losses:
             loss = loss + ops.cast(
                 self._aggregate_additional_loss(extra_loss), loss.dtype
@@ -631,7 +633,9 @@ class MemN2NLM(PresetMixin, keras.Model):
             device_mesh: a `keras.distribution.DeviceMesh`.
             model_parallel_dim_name: the mesh axis the weights are split
                 along.
-            data_parallel_dim_name: the mesh axis the batch is split along.
+            data_parallel_dim_name: the mesh axis the batch is split along
+                (`ModelParallel`'s `batch_dim_name`); only checked to be on
+                the mesh, since no weight is split along it.
 
         Returns:
             A `keras.distribution.LayoutMap` for

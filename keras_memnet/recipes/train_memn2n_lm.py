@@ -11,6 +11,7 @@ from keras_memnet.callbacks.training_checkpoint import read_resume_epoch
 from keras_memnet.distribution import distribution_scope
 from keras_memnet.distribution import model_axis_size
 from keras_memnet.distribution import pad_batches
+from keras_memnet.distribution import process_count
 from keras_memnet.metrics.perplexity import Perplexity
 from keras_memnet.models.memn2n_lm import MemN2NLM
 from keras_memnet.recipes.memn2n_lm_recipe import MemN2NLMRecipe
@@ -165,9 +166,12 @@ def train_memn2n_lm(
             weighted_metrics=[Perplexity(from_logits=True)],
         )
 
+        # Batches are split between devices or processes: they must be full.
+        split = replicas > 1 or process_count() > 1
+
         def batches(split_name, shuffle):
             dataset = split_batches(split_name, shuffle)
-            if replicas > 1 and not shuffle and keras.config.backend() == "jax":
+            if split and not shuffle and keras.config.backend() == "jax":
                 # JAX refuses a batch that does not divide across devices;
                 # evaluation must still score every target. Padded to full
                 # batches, whose static size Keras needs to split them
@@ -181,7 +185,7 @@ def train_memn2n_lm(
             # Several replicas: a partial last training batch is dropped (a
             # fresh random order every epoch, so no row is left out for
             # good); it would be refused (JAX) or split unevenly (TF).
-            drop_remainder = shuffle and replicas > 1
+            drop_remainder = shuffle and split
             if recipe.sequence_length is None:
                 return corpus.windows(
                     split_name,
