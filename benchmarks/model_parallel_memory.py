@@ -39,6 +39,8 @@ import statistics
 import sys
 import time
 
+from train_throughput import load_average
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -111,7 +113,7 @@ def main():
             model.compile(optimizer=optimizer)
             model.optimizer.build(model.trainable_variables)
             rows[name] = measure(model, inputs, targets, args.steps)
-    print(f"load average {' '.join(_load())}")
+    print(f"load average {load_average()}")
     header = (
         "engine",
         "weights/device MiB",
@@ -197,10 +199,6 @@ def measure(model, inputs, targets, steps):
         seconds.append(time.perf_counter() - start)
     row["seconds"] = statistics.median(seconds)
     return row
-
-
-def _load():
-    return [f"{value:.2f}" for value in os.getloadavg()]
 
 
 if __name__ == "__main__":

@@ -222,10 +222,11 @@ def model_parallel_engine(model, devices=None, model_parallel_size=None):
             f"MemN2NLM; received {model!r}."
         )
     _initialize_jax_processes()
-    if process_count() > 1:
+    processes = process_count()
+    if processes > 1:
         raise ValueError(
             "distribute='model-parallel' runs in one process (on all of its "
-            f"devices); this is one of {process_count()} JAX processes. "
+            f"devices); this is one of {processes} JAX processes. "
             "keras-memnet's training copies the weights to the host (the "
             "NaN guard, early stopping's best weights, checkpoints, "
             "saving), which JAX cannot do for weights split across "
@@ -327,8 +328,21 @@ def _initialize_jax_processes():
 
 
 def process_count():
-    """The number of processes training together: JAX's process count,
-    1 on other backends (whose engines run in one process here)."""
+    """The number of processes training together.
+
+    Returns:
+        int: JAX's process count (more than 1 once `data_parallel_engine`
+        has joined the processes named by `KERAS_DISTRIBUTION_*`); 1 on
+        other backends, whose engines here run in one process.
+
+    Example:
+
+    ```python
+    from keras_memnet.distribution import process_count
+
+    process_count()  # 1 in a single process
+    ```
+    """
     if keras.config.backend() != "jax":
         return 1
     import jax
