@@ -88,7 +88,9 @@ def train_and_evaluate(corpus, output, args):
         adaptive_cutoffs=args.cutoffs if output == "adaptive" else None,
     )
     # The window form: this benchmark trains on `Corpus.windows`.
-    recipe = MemN2NLMRecipe(batch_size=args.batch_size, sequence_length=None)
+    recipe = MemN2NLMRecipe.paper(
+        batch_size=args.batch_size, sequence_length=None
+    )
     # No training metrics: a perplexity metric would need the full
     # distribution at every step, which the adaptive loss avoids. The loss
     # is the mean NLL, so exp(loss) is the perplexity.

@@ -90,8 +90,8 @@ def parse_args(argv=None):
         type=int,
         default=None,
         help="targets per row in the sequence form (default: "
-        f"{MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH}, the "
-        "recipe's)",
+        f"{MemN2NLMRecipe.PAPER_SEQUENCE_LENGTH}, the "
+        "paper recipe's)",
     )
     parser.add_argument(
         "--train-windows",
@@ -140,7 +140,7 @@ def parse_args(argv=None):
                 "the sequence form trains on every token each epoch"
             )
         if args.sequence_length is None:
-            args.sequence_length = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+            args.sequence_length = MemN2NLMRecipe.PAPER_SEQUENCE_LENGTH
         if args.sequence_length < 1:
             parser.error("--sequence-length must be >= 1")
     elif args.sequence_length is not None:
@@ -178,7 +178,7 @@ class TestCurve(keras.callbacks.Callback):
 
 def run_row(corpus, row, seed, args):
     hops, optimizer, _ = STUDY_ROWS[row]
-    recipe = MemN2NLMRecipe(
+    recipe = MemN2NLMRecipe.paper(
         batch_size=128,
         sequence_length=(
             args.sequence_length if args.form == "sequence" else None

@@ -1,11 +1,16 @@
-r"""MemN2NLM against a Keras LSTM language model on the 12 MB text8 prefix.
+r"""MemN2NLM against an LSTM and a Transformer on the 12 MB text8 prefix.
 
 Split (character offsets of the prefix): train [0, 10M), validation
 [10M, 11M), test [11M, end); words seen fewer than 5 times in training
 become `<unk>` (19,502 types with `<unk>`). A Kneser-Ney trigram scores test
-perplexity 332 on this split. Both models get the same wall-clock budget
-(`--minutes` each) and keep the checkpoint with the best validation
-perplexity; test perplexity is measured once, at the end. With
+perplexity 332 on this split. The two anchors are what a user would train
+instead of a memory network: a Keras LSTM, and a small decoder-only
+Transformer built from keras-hub's layers (tied `ReversibleEmbedding`,
+`PositionEmbedding`, pre-norm `TransformerDecoder` blocks, GPT-2's shape);
+both are sized to MemN2NLM's parameter count unless `--lstm-units` or
+`--transformer-dim` says otherwise. Every model gets the same wall-clock
+budget (`--minutes` each) and keeps the checkpoint with the best
+validation perplexity; test perplexity is measured once, at the end. With
 `--ablation`, `MemN2NLM` is also trained with 1, 2, 3, 4 and 6 hops at a
 short budget each.
 
@@ -13,11 +18,13 @@ short budget each.
 of `--sequence-length` targets, every training token once per epoch, a
 validation after each epoch); `--form window` trains on
 `--windows-per-epoch` random windows between validations instead. The
-LSTM is the same in both (`--lstm-sequence-length` tokens per row,
-`--windows-per-epoch` tokens between validations).
+anchors are the same in both: rows of `--lstm-sequence-length` or
+`--transformer-sequence-length` tokens (a token's context is the tokens
+before it in its own row), `--windows-per-epoch` tokens between
+validations.
 
 Outputs under `--output-dir`: `results.json`, `time_curves.png` (validation
-perplexity against wall-clock time, both models; needs matplotlib) and
+perplexity against wall-clock time, every model; needs matplotlib) and
 `ablation.png`, and the `text8-12m` section of `docs/RESULTS.md`.
 
 Usage:
@@ -38,6 +45,7 @@ import os
 import sys
 
 import keras
+import keras_hub
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -56,6 +64,10 @@ from keras_memnet.recipes import train_memn2n_lm  # noqa: E402
 
 KNESER_NEY_TRIGRAM = 332
 FORMS = ("sequence", "window")
+# MemN2NLM's rows and output layer at this size: see docs/RESULTS.md,
+# "Choosing the default recipe".
+MEMN2N_SEQUENCE_LENGTH = 50
+MEMN2N_OUTPUT = "adaptive"
 
 
 def parse_args(argv=None):
@@ -69,7 +81,18 @@ def parse_args(argv=None):
     parser.add_argument("--hops", type=int, default=6)
     parser.add_argument("--memory-size", type=int, default=100)
     parser.add_argument("--embedding-dim", type=int, default=150)
-    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=0.4,
+        help="MemN2NLM's dropout (default: 0.4, the word preset's)",
+    )
+    parser.add_argument(
+        "--anchor-dropout",
+        type=float,
+        default=0.1,
+        help="the LSTM's and the Transformer's dropout (default: 0.1)",
+    )
     parser.add_argument(
         "--lstm-units",
         type=int,
@@ -91,8 +114,8 @@ def parse_args(argv=None):
         type=int,
         default=None,
         help="MemN2NLM targets per row in the sequence form "
-        f"(default: {MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH},"
-        " the recipe's)",
+        f"(default: {MEMN2N_SEQUENCE_LENGTH},"
+        " the word preset's)",
     )
     parser.add_argument(
         "--lstm-sequence-length",
@@ -101,12 +124,28 @@ def parse_args(argv=None):
         help="LSTM unroll length",
     )
     parser.add_argument(
+        "--transformer-sequence-length",
+        type=int,
+        default=64,
+        help="Transformer context: tokens per row, the length "
+        "of its position embedding",
+    )
+    parser.add_argument("--transformer-layers", type=int, default=2)
+    parser.add_argument("--transformer-heads", type=int, default=4)
+    parser.add_argument(
+        "--transformer-dim",
+        type=int,
+        default=None,
+        help="Transformer width, a multiple of --transformer-heads "
+        "(default: sized to MemN2NLM's parameter count)",
+    )
+    parser.add_argument(
         "--windows-per-epoch",
         type=int,
         default=256_000,
         help="MemN2NLM random windows between validations "
-        "(window form only), and the LSTM's training tokens "
-        "between validations",
+        "(window form only), and the LSTM's and the "
+        "Transformer's training tokens between validations",
     )
     parser.add_argument(
         "--train-tokens",
@@ -116,10 +155,24 @@ def parse_args(argv=None):
         "(default: all; --fast: 50,000)",
     )
     parser.add_argument(
+        "--recipe",
+        choices=("default", "paper"),
+        default="default",
+        help="MemN2NLM's recipe: default (MemN2NLMRecipe(): Adam, halved "
+        "on a plateau) or paper (MemN2NLMRecipe.paper(): the paper's "
+        "clipped SGD); default: default",
+    )
+    parser.add_argument(
         "--optimizer",
         choices=("sgd", "adagrad", "adam"),
-        default="sgd",
-        help="MemN2NLM's optimizer (default: the paper's SGD recipe)",
+        default=None,
+        help="MemN2NLM's optimizer instead of the recipe's",
+    )
+    parser.add_argument(
+        "--output",
+        choices=("softmax", "adaptive"),
+        default=MEMN2N_OUTPUT,
+        help=f"MemN2NLM's output layer (default: {MEMN2N_OUTPUT})",
     )
     parser.add_argument(
         "--lr",
@@ -130,8 +183,10 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--models",
-        default="memn2n,lstm",
-        help="comma-separated: memn2n, lstm (default: both)",
+        default="memn2n,lstm,transformer",
+        help="comma-separated: memn2n, lstm, transformer "
+        "(default: all three; MemN2NLM always trains, since "
+        "it sets the anchors' parameter budget)",
     )
     parser.add_argument(
         "--section",
@@ -169,13 +224,25 @@ def parse_args(argv=None):
         parser.error("--resume needs --checkpoint-dir")
     if args.form == "sequence":
         if args.sequence_length is None:
-            args.sequence_length = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+            args.sequence_length = MEMN2N_SEQUENCE_LENGTH
         if args.sequence_length < 1:
             parser.error("--sequence-length must be >= 1")
     elif args.sequence_length is not None:
         parser.error("--sequence-length applies only to --form sequence")
     if args.train_tokens is not None and args.train_tokens < 2:
         parser.error("--train-tokens must be >= 2")
+    if args.transformer_sequence_length < 1:
+        parser.error("--transformer-sequence-length must be >= 1")
+    if args.transformer_dim is not None and (
+        args.transformer_dim < 1
+        or args.transformer_dim % args.transformer_heads
+    ):
+        # Each head gets transformer_dim // heads dimensions; a remainder
+        # would silently shrink the attention below the stated width.
+        parser.error(
+            "--transformer-dim must be a positive multiple of "
+            "--transformer-heads"
+        )
     if args.fast:
         args.minutes, args.ablation_minutes = 0.3, 0.2
         args.embedding_dim, args.memory_size = 16, 20
@@ -219,11 +286,15 @@ def best_weights_callback():
 def train_memn2n(corpus, hops, minutes, args):
     clock = ValidationCurve(minutes)
     window_form = args.form == "window"
-    recipe = MemN2NLMRecipe(
+    make_recipe = (
+        MemN2NLMRecipe.paper if args.recipe == "paper" else MemN2NLMRecipe
+    )
+    options = {"optimizer": args.optimizer} if args.optimizer else {}
+    recipe = make_recipe(
         batch_size=128,
         sequence_length=None if window_form else args.sequence_length,
-        optimizer=args.optimizer,
         learning_rate=args.lr,
+        **options,
     )
     run = train_memn2n_lm(
         corpus,
@@ -231,6 +302,7 @@ def train_memn2n(corpus, hops, minutes, args):
         memory_size=args.memory_size,
         embedding_dim=args.embedding_dim,
         dropout=args.dropout,
+        output=args.output,
         epochs=10**6,  # The wall clock ends training.
         patience=10**6,
         seed=args.seed,
@@ -280,9 +352,9 @@ def train_lstm(corpus, parameters, args):
         [
             keras.Input((None,), dtype="int32"),
             keras.layers.Embedding(vocabulary_size, args.embedding_dim),
-            keras.layers.Dropout(args.dropout),
+            keras.layers.Dropout(args.anchor_dropout),
             keras.layers.LSTM(units, return_sequences=True),
-            keras.layers.Dropout(args.dropout),
+            keras.layers.Dropout(args.anchor_dropout),
             keras.layers.Dense(vocabulary_size),
         ]
     )
@@ -308,6 +380,117 @@ def train_lstm(corpus, parameters, args):
     result = model.evaluate(*test, batch_size=32, return_dict=True, verbose=0)
     return {
         "model": f"Keras LSTM ({units} units)",
+        "parameters": model.count_params(),
+        "test_perplexity": float(result["perplexity"]),
+        "curve": clock.curve,
+    }
+
+
+def transformer_parameters(width, vocabulary_size, sequence_length, layers):
+    # Tied embedding V*d, positions L*d and the final norm 2d; each block
+    # has attention 4d^2 + 4d, a 4d-wide feed-forward 8d^2 + 5d and two
+    # norms 4d.
+    return (
+        vocabulary_size * width
+        + sequence_length * width
+        + 2 * width
+        + layers * (12 * width * width + 13 * width)
+    )
+
+
+def transformer_width_for(
+    parameters, vocabulary_size, sequence_length, layers, heads
+):
+    # Solve transformer_parameters(d) = parameters for d, then round to a
+    # multiple of the head count so every head gets d // heads dimensions.
+    a = 12.0 * layers
+    b = vocabulary_size + sequence_length + 2 + 13.0 * layers
+    width = (-b + math.sqrt(b * b + 4 * a * parameters)) / (2 * a)
+    return max(heads, heads * round(width / heads))
+
+
+def transformer_lm(
+    vocabulary_size, width, sequence_length, layers, heads, dropout
+):
+    """A decoder-only Transformer language model from keras-hub layers,
+    shaped like GPT-2: pre-norm blocks, GELU, a final norm, logits from the
+    tied token embedding."""
+    # GPT-2's initialization; glorot's scale for a (64, d) position table
+    # would swamp the token embeddings at the start.
+    initializer = keras.initializers.RandomNormal(stddev=0.02)
+    tokens = keras.Input((sequence_length,), dtype="int32")
+    embedding = keras_hub.layers.ReversibleEmbedding(
+        vocabulary_size, width, embeddings_initializer=initializer
+    )
+    x = embedding(tokens)
+    positions = keras_hub.layers.PositionEmbedding(
+        sequence_length, initializer=initializer
+    )(x)
+    x = keras.layers.Add()([x, positions])
+    x = keras.layers.Dropout(dropout)(x)
+    for _ in range(layers):
+        # Called with the decoder sequence only: no cross-attention is
+        # built, and the self-attention is causal by default.
+        x = keras_hub.layers.TransformerDecoder(
+            intermediate_dim=4 * width,
+            num_heads=heads,
+            dropout=dropout,
+            activation="gelu",
+            layer_norm_epsilon=1e-5,
+            normalize_first=True,
+        )(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-5)(x)
+    return keras.Model(tokens, embedding(x, reverse=True))
+
+
+def train_transformer(corpus, parameters, args):
+    keras.utils.set_random_seed(args.seed)
+    vocabulary_size = corpus.vocabulary.size
+    length = args.transformer_sequence_length
+    width = args.transformer_dim or transformer_width_for(
+        parameters,
+        vocabulary_size,
+        length,
+        args.transformer_layers,
+        args.transformer_heads,
+    )
+    model = transformer_lm(
+        vocabulary_size,
+        width,
+        length,
+        args.transformer_layers,
+        args.transformer_heads,
+        args.anchor_dropout,
+    )
+    # The LSTM's optimizer, and no warm-up: pre-norm blocks train stably
+    # without one (Xiong et al., 2020), and a schedule would be one more
+    # difference between the anchors.
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[Perplexity(from_logits=True)],
+    )
+    train = sequences(corpus.train, length)
+    valid = sequences(corpus.valid, length)
+    test = sequences(corpus.test, length)
+    # Same tokens between validations as the LSTM, so the curves compare.
+    steps = max(1, args.windows_per_epoch // (32 * length))
+    clock = ValidationCurve(args.minutes)
+    model.fit(
+        *train,
+        batch_size=32,
+        epochs=10**6,
+        steps_per_epoch=steps,
+        validation_data=valid,
+        verbose=args.verbose,
+        callbacks=[clock, best_weights_callback()],
+    )
+    result = model.evaluate(*test, batch_size=32, return_dict=True, verbose=0)
+    return {
+        "model": (
+            f"Transformer ({args.transformer_layers} layers, width {width}, "
+            f"{args.transformer_heads} heads, context {length})"
+        ),
         "parameters": model.count_params(),
         "test_perplexity": float(result["perplexity"]),
         "curve": clock.curve,
@@ -379,12 +562,18 @@ def main(argv=None):
     )
     print(f"MemN2NLM trains in the {form_description(args)}.")
     models = args.models.split(",")
-    if not models or set(models) - {"memn2n", "lstm"}:
-        raise SystemExit(f"--models: use memn2n and/or lstm, not {models}")
+    if not models or set(models) - {"memn2n", "lstm", "transformer"}:
+        raise SystemExit(
+            f"--models: use memn2n, lstm and/or transformer, not {models}"
+        )
     memn2n = train_memn2n(corpus, args.hops, args.minutes, args)
     main_results = [memn2n]
     if "lstm" in models:
         main_results.append(train_lstm(corpus, memn2n["parameters"], args))
+    if "transformer" in models:
+        main_results.append(
+            train_transformer(corpus, memn2n["parameters"], args)
+        )
     ablation = []
     if args.ablation:
         for hops in (1, 2, 3, 4, 6):
@@ -420,7 +609,8 @@ def main(argv=None):
         )
         section = "\n".join(
             [
-                "## MemN2NLM against an LSTM on the 12 MB text8 prefix"
+                "## MemN2NLM against an LSTM and a Transformer on the "
+                "12 MB text8 prefix"
                 + ("" if args.section == "text8-12m" else f": {args.section}"),
                 "",
                 f"Command: `{command_line()}`  ",

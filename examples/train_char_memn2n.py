@@ -695,7 +695,8 @@ def main(argv=None):
             # paper's step per target, see `MemN2NLMRecipe`; long rows may
             # need a smaller --lr).
             summed_max_norm = 50.0
-        recipe = MemN2NLMRecipe(
+        # The paper's clipping and annealing, with --optimizer's rate.
+        recipe = MemN2NLMRecipe.paper(
             batch_size=args.batch_size,
             sequence_length=args.sequence_length if sequence_form else None,
             summed_max_norm=summed_max_norm,

@@ -48,11 +48,13 @@ import time
 import keras
 import numpy as np
 
+from keras_memnet.callbacks import GradientNormClipping
 from keras_memnet.datasets import TEXT8_12M_SPLIT
 from keras_memnet.datasets import text8
 from keras_memnet.metrics import Perplexity
 from keras_memnet.models import CharMemN2N
 from keras_memnet.models import MemN2NLM
+from keras_memnet.recipes import MemN2NLMRecipe
 
 # `--fast`: a smoke test of the script on slices of the same split.
 FAST_SPLIT = {
@@ -84,16 +86,35 @@ def parse_args(argv=None):
         "training row (see make_sequences); CharMemN2N "
         "needs it to learn",
     )
+    parser.add_argument(
+        "--output",
+        choices=("softmax", "adaptive"),
+        default="softmax",
+        help="the word-level output head (MemN2NLM's `output`); "
+        "not for --level char",
+    )
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--sequence-length", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--optimizer",
+        choices=("adam", "sgd"),
+        default="adam",
+        help="the recipe's optimizer (MemN2NLMRecipe; default: adam)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate on the mean loss (default: the recipe's, 0.002 "
+        "for adam)",
+    )
     parser.add_argument(
         "--clip-norm",
         type=float,
-        default=1.0,
-        help="global gradient-norm clip on the mean loss",
+        default=None,
+        help="global gradient-norm clip on the mean loss (default: the "
+        "recipe's, 1.0 for adam)",
     )
     parser.add_argument("--min-lr", type=float, default=1e-5)
     parser.add_argument("--max-epochs", type=int, default=1000)
@@ -120,6 +141,8 @@ def parse_args(argv=None):
         help="tiny slices of the split, one epoch",
     )
     args = parser.parse_args(argv)
+    if args.level == "char" and args.output != "softmax":
+        parser.error("--output applies only to --level word")
     if args.fast:
         args.max_epochs = 1
     return args
@@ -141,13 +164,22 @@ def build_model(args, vocabulary):
         embedding_dim=args.embedding_dim,
         dropout=args.dropout,
         vocabulary=vocabulary,
+        output=args.output,
     )
 
 
-def make_optimizer(args):
-    if args.optimizer == "adam":
-        return keras.optimizers.Adam(args.lr, global_clipnorm=args.clip_norm)
-    return keras.optimizers.SGD(args.lr, global_clipnorm=args.clip_norm)
+def make_recipe(args):
+    """The package's recipe (`MemN2NLMRecipe`): optimizer, clip, annealing.
+
+    `--optimizer sgd` is the paper's (`MemN2NLMRecipe.paper()`).
+    """
+    make = MemN2NLMRecipe.paper if args.optimizer == "sgd" else MemN2NLMRecipe
+    return make(
+        batch_size=args.batch_size,
+        sequence_length=args.sequence_length,
+        learning_rate=args.lr,
+        max_norm=args.clip_norm,
+    )
 
 
 def perplexity(model, arrays, batch_size):
@@ -254,7 +286,9 @@ def save_preset(model, valid, test, args, results):
             f"End-To-End Memory Network language model over {level} "
             f"(Sukhbaatar et al., 2015): {args.hops} hops, memory "
             f"{args.memory_size}, {args.embedding_dim} dimensions, "
-            "layer-wise tying, trained in the sequence form."
+            "layer-wise tying, "
+            + ("adaptive softmax output, " if args.output == "adaptive" else "")
+            + "trained in the sequence form."
         ),
         "data": (
             "text8 (Mahoney, 2006: the first 100 MB of cleaned English "
@@ -309,8 +343,9 @@ def main(argv=None):
     valid = corpus.sequence_arrays("valid", memory, length)
     test = corpus.sequence_arrays("test", memory, length)
     model = build_model(args, corpus.vocabulary)
+    recipe = make_recipe(args)
     model.compile(
-        optimizer=make_optimizer(args),
+        optimizer=recipe.optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         weighted_metrics=[Perplexity(from_logits=True)],
     )
@@ -319,6 +354,7 @@ def main(argv=None):
         load_weights(model, args.init_weights)
     results = {
         "settings": vars(args),
+        "recipe": recipe.get_config(),
         "backend": keras.config.backend(),
         "vocabulary_size": corpus.vocabulary.size,
         "parameters": model.count_params(),
@@ -331,7 +367,7 @@ def main(argv=None):
     results_path = os.path.join(args.output_dir, "results.json")
     best = perplexity(model, valid, args.batch_size)
     print(f"start: valid perplexity {best:.1f}", flush=True)
-    lr = args.lr
+    lr = recipe.learning_rate
     start = time.monotonic()
     budget = args.minutes * 60
     for epoch in range(args.max_epochs if budget > 0 else 0):
@@ -344,6 +380,7 @@ def main(argv=None):
             epochs=1,
             shuffle=True,
             verbose=0,
+            callbacks=[GradientNormClipping(recipe.max_norm)],
         )
         seconds = time.monotonic() - epoch_start
         valid_ppl = perplexity(model, valid, args.batch_size)
@@ -352,7 +389,7 @@ def main(argv=None):
             best = valid_ppl
             save_weights(model, args.output_dir)
         else:
-            lr /= 2
+            lr /= recipe.anneal_factor
             model.optimizer.learning_rate.assign(lr)
         elapsed = time.monotonic() - start
         results["epochs"].append(

@@ -2,8 +2,9 @@
 
 `keras-memnet train` with no arguments is the package's main job: it trains
 a `MemN2NLM` on the bundled first 1,024,000 bytes of text8 under the earlier
-study's protocol with the paper's recipe, prints perplexities and sample
-continuations, and saves a `.keras` file. `keras-memnet generate` continues
+study's protocol with the default recipe (`MemN2NLMRecipe()`; `--recipe
+paper` for the paper's), prints perplexities and sample continuations, and
+saves a `.keras` file. `keras-memnet generate` continues
 a prompt with a saved model or a shipped preset, `keras-memnet evaluate`
 scores a text file, and `keras-memnet presets` lists the shipped presets
 with their measured figures.
@@ -16,13 +17,18 @@ import tempfile
 import time
 
 PROTOCOLS = {
-    # name: (text8 split, memory size the protocol prescribes)
-    "study512k": ("study512k", 30),
-    "text8": ("standard", 100),
+    # name: (text8 split, memory size the protocol prescribes, default hops
+    # and rows per batch). The small corpus trains best with 2 hops and
+    # small batches, which take many steps (docs/RESULTS.md, "Choosing the
+    # default recipe"); text8 takes the paper's depth.
+    "study512k": ("study512k", 30, 2, 32),
+    "text8": ("standard", 100, 6, 128),
 }
 SAMPLERS = ("greedy", "random", "top_k", "top_p", "beam")
 # "none" is one device; the others are keras_memnet.distribution's modes.
 DISTRIBUTE_CHOICES = ("none", "data-parallel", "model-parallel")
+RECIPES = ("default", "paper")
+UNSEEN_MIXTURE = {"auto": "auto", "on": True, "off": False}
 
 
 def build_parser():
@@ -35,7 +41,7 @@ def build_parser():
     train = commands.add_parser(
         "train",
         help="train a MemN2NLM (defaults: the bundled text8 sample, study "
-        "protocol, the paper's recipe)",
+        "protocol, the default recipe)",
     )
     train.add_argument(
         "--protocol",
@@ -54,7 +60,12 @@ def build_parser():
         "Default: the bundled sample for study512k; text8 is downloaded "
         "for the text8 protocol.",
     )
-    train.add_argument("--hops", type=int, default=6)
+    train.add_argument(
+        "--hops",
+        type=int,
+        default=None,
+        help="memory hops (default: 2 for study512k, 6 for text8)",
+    )
     train.add_argument(
         "--memory-size",
         type=int,
@@ -67,9 +78,9 @@ def build_parser():
     train.add_argument(
         "--batch-size",
         type=int,
-        default=128,
+        default=None,
         help="rows per batch: sequences, or windows with --form window "
-        "(default: 128)",
+        "(default: 32 for study512k, 128 for text8)",
     )
     train.add_argument(
         "--form",
@@ -85,19 +96,33 @@ def build_parser():
         "--sequence-length",
         type=int,
         default=None,
-        help="targets per row in the sequence form (default: the recipe's, "
-        "MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH)",
+        help="targets per row in the sequence form (default: the recipe's: "
+        "16, or 4 with --recipe paper)",
     )
     train.add_argument(
-        "--optimizer", choices=("sgd", "adagrad", "adam"), default="sgd"
+        "--recipe",
+        choices=RECIPES,
+        default="default",
+        help="default: Adam at 0.002, norm clipped at 1.0, halved on a "
+        "validation plateau, rows of 16 targets (MemN2NLMRecipe()); "
+        "paper: the paper's SGD, 0.01 and a clip of 50 on the summed loss, "
+        "divided by 1.5 on a plateau, rows of 4 targets "
+        "(MemN2NLMRecipe.paper()). (default: default)",
+    )
+    train.add_argument(
+        "--optimizer",
+        choices=("sgd", "adagrad", "adam"),
+        default=None,
+        help="the recipe's optimizer instead of its own (default: adam; "
+        "sgd with --recipe paper)",
     )
     train.add_argument(
         "--lr",
         type=float,
         default=None,
-        help="learning rate on Keras's mean loss (default: the paper's 0.01 "
-        "on the summed loss, i.e. 0.01 * batch size, for sgd; 0.05 for "
-        "adagrad; 0.001 for adam)",
+        help="learning rate on Keras's mean loss (default: the recipe's: "
+        "0.002 for adam; the paper's 0.01 on the summed loss, i.e. 0.01 * "
+        "the targets of a step, for sgd; 0.05 for adagrad)",
     )
     train.add_argument(
         "--weight-decay",
@@ -105,6 +130,15 @@ def build_parser():
         default=None,
         help="decoupled weight decay of the optimizer (default: none, as in "
         "the paper)",
+    )
+    train.add_argument(
+        "--unseen-mixture",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="give the vocabulary ids that never occur in the training "
+        "split a share of the probability estimated on validation "
+        "(keras_memnet.layers.UnseenTokenMixture); auto: when there are "
+        "such ids, as in study512k's closed vocabulary (default: auto)",
     )
     train.add_argument(
         "--patience",
@@ -221,6 +255,14 @@ def check_train_arguments(args):
     from keras_memnet.utils.arguments import check_one_of
 
     check_one_of("--distribute", args.distribute, DISTRIBUTE_CHOICES)
+    check_one_of("--recipe", args.recipe, RECIPES)
+    check_one_of("--unseen-mixture", args.unseen_mixture, tuple(UNSEEN_MIXTURE))
+    # The protocol's defaults, so that an explicit 0 is still refused.
+    _, _, default_hops, default_batch = PROTOCOLS[args.protocol]
+    if args.hops is None:
+        args.hops = default_hops
+    if args.batch_size is None:
+        args.batch_size = default_batch
     for name in ("hops", "embedding_dim", "epochs", "batch_size"):
         check_int(_flag(name), getattr(args, name), minimum=1)
     for name in ("memory_size", "sequence_length"):
@@ -314,7 +356,7 @@ def train(args):
     from keras_memnet.recipes import train_memn2n_lm
 
     check_train_arguments(args)
-    split, default_memory = PROTOCOLS[args.protocol]
+    split, default_memory, _, _ = PROTOCOLS[args.protocol]
     memory_size = (
         default_memory if args.memory_size is None else args.memory_size
     )
@@ -329,19 +371,21 @@ def train(args):
         f"{corpus.valid.size:,} valid, {corpus.test.size:,} test tokens; "
         f"vocabulary {vocabulary.size:,} (with <pad>)."
     )
-    if args.form == "window":
-        sequence_length = None
-    else:
-        sequence_length = (
-            args.sequence_length or MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
-        )
-    recipe = MemN2NLMRecipe(
-        batch_size=args.batch_size,
-        sequence_length=sequence_length,
-        optimizer=args.optimizer,
-        learning_rate=args.lr,
-        weight_decay=args.weight_decay,
+    make_recipe = (
+        MemN2NLMRecipe.paper if args.recipe == "paper" else MemN2NLMRecipe
     )
+    options = {
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "weight_decay": args.weight_decay,
+    }
+    if args.form == "window":
+        options["sequence_length"] = None
+    elif args.sequence_length is not None:
+        options["sequence_length"] = args.sequence_length
+    if args.optimizer is not None:
+        options["optimizer"] = args.optimizer
+    recipe = make_recipe(**options)
     print(f"Recipe: {recipe}")
     run = train_memn2n_lm(
         corpus,
@@ -357,6 +401,7 @@ def train(args):
         checkpoint_dir=args.checkpoint_dir,
         resume=args.resume,
         distribute=None if args.distribute == "none" else args.distribute,
+        unseen_mixture=UNSEEN_MIXTURE[args.unseen_mixture],
     )
     model = run["model"]
 

@@ -82,7 +82,7 @@ def train(
     from keras_memnet.recipes import MemN2NLMRecipe
     from keras_memnet.recipes import train_memn2n_lm
 
-    recipe = MemN2NLMRecipe(
+    recipe = MemN2NLMRecipe.paper(
         batch_size=BATCH,
         sequence_length=FORMS[form],
         summed_max_norm=SUMMED_MAX_NORM,

@@ -96,7 +96,9 @@ def main(checkpoint_dir, output, kill_epoch=None, kill_batch=None):
         callbacks.append(KillAt(marker, int(kill_epoch), int(kill_batch)))
     # A rate high enough for the validation cost to stop improving within
     # a few epochs, so that the annealing fires.
-    recipe = MemN2NLMRecipe(batch_size=8, sequence_length=8, learning_rate=8.0)
+    recipe = MemN2NLMRecipe.paper(
+        batch_size=8, sequence_length=8, learning_rate=8.0
+    )
     run = train_memn2n_lm(
         tiny_corpus(),
         hops=2,

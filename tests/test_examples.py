@@ -12,7 +12,8 @@ import pytest
 from keras_memnet.recipes import MemN2NLMRecipe
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_T = MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+# The study's reproduction trains with the paper's recipe.
+PAPER_T = MemN2NLMRecipe.PAPER_SEQUENCE_LENGTH
 
 
 def run_example(name, *args, tmp_path):
@@ -48,11 +49,9 @@ def test_reproduce_study_fast(tmp_path):
     doc = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- BEGIN study512k -->" in doc and "ML:" in doc
     # The default is the sequence form, and the outputs say so.
-    assert f"sequence form ({DEFAULT_T} targets per row" in doc
+    assert f"sequence form ({PAPER_T} targets per row" in doc
     (result,) = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert (
-        result["form"] == "sequence" and result["sequence_length"] == DEFAULT_T
-    )
+    assert result["form"] == "sequence" and result["sequence_length"] == PAPER_T
     assert len(result["test_curve"]) == result["epochs_run"]
     perplexity = result["perplexity"]
     assert set(perplexity) == {"train", "valid", "test"}
@@ -77,7 +76,7 @@ def test_example_forms_parse(capsys):
     args = reproduce_study.parse_args(["--fast"])
     assert (args.form, args.sequence_length, args.train_windows) == (
         "sequence",
-        DEFAULT_T,
+        PAPER_T,
         None,
     )
     args = reproduce_study.parse_args(["--fast", "--form", "window"])
@@ -90,14 +89,49 @@ def test_example_forms_parse(capsys):
     args = text8_benchmark.parse_args(["--data", "x", "--fast"])
     assert (args.form, args.sequence_length, args.train_tokens) == (
         "sequence",
-        DEFAULT_T,
+        text8_benchmark.MEMN2N_SEQUENCE_LENGTH,
         50_000,
     )
     assert args.lstm_sequence_length == 35
+    assert args.models == "memn2n,lstm,transformer"
+    assert (
+        args.transformer_sequence_length,
+        args.transformer_layers,
+        args.transformer_heads,
+        args.transformer_dim,
+    ) == (64, 2, 4, None)
+    with pytest.raises(SystemExit):
+        text8_benchmark.parse_args(["--data", "x", "--transformer-dim", "30"])
+    assert "multiple of --transformer-heads" in capsys.readouterr().err
     args = text8_benchmark.parse_args(
         ["--data", "x", "--form", "window", "--windows-per-epoch", "1000"]
     )
     assert (args.sequence_length, args.windows_per_epoch) == (None, 1000)
+
+
+def test_text8_transformer_anchor_is_sized_and_causal():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import numpy as np
+    import text8_benchmark
+
+    # The sizing formula is the built model's exact count, and the width it
+    # solves for lands near the budget.
+    width = text8_benchmark.transformer_width_for(200_000, 500, 16, 2, 4)
+    model = text8_benchmark.transformer_lm(500, width, 16, 2, 4, 0.1)
+    assert width % 4 == 0
+    assert model.count_params() == text8_benchmark.transformer_parameters(
+        width, 500, 16, 2
+    )
+    assert abs(model.count_params() / 200_000 - 1) < 0.02
+    # Decoder-only: a token's logits never see the tokens after it.
+    tokens = np.random.default_rng(0).integers(1, 500, (2, 16))
+    changed = tokens.copy()
+    changed[:, 9] = changed[:, 9] % 499 + 1
+    before = np.asarray(model(tokens.astype("int32")))
+    after = np.asarray(model(changed.astype("int32")))
+    assert before.shape == (2, 16, 500)
+    np.testing.assert_array_equal(before[:, :9], after[:, :9])
+    assert not np.allclose(before[:, 9:], after[:, 9:])
 
 
 def test_results_sections_are_regenerated_in_place(tmp_path):
@@ -131,11 +165,28 @@ def test_text8_benchmark_fast(tmp_path, text8_prefix_path):
     )
     assert "19,503 ids (with <pad>)" in output
     assert "| MemN2NLM (6 hops)" in output and "| Keras LSTM" in output
+    assert "| Transformer (2 layers, width " in output
     assert "50,000 training words" in output
-    assert f"MemN2NLM trains in the sequence form ({DEFAULT_T} targets" in (
-        output
+    sys.path.insert(0, str(ROOT / "examples"))
+    from text8_benchmark import MEMN2N_SEQUENCE_LENGTH
+
+    assert (
+        f"MemN2NLM trains in the sequence form ({MEMN2N_SEQUENCE_LENGTH} "
+        "targets" in output
     )
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["main"][0]["form"] == "sequence"
-    assert f"sequence_length={DEFAULT_T}" in results["main"][0]["recipe"]
+    assert (
+        f"sequence_length={MEMN2N_SEQUENCE_LENGTH}"
+        in results["main"][0]["recipe"]
+    )
+    memn2n, lstm, transformer = results["main"]
+    assert transformer["model"].startswith("Transformer")
+    perplexity = transformer["test_perplexity"]
+    # Finite, and better than uniform over the 19,503 ids after training.
+    assert math.isfinite(perplexity) and 1 < perplexity < 19_503
+    assert transformer["curve"]
+    # Sized to MemN2NLM's budget; the width rounds to a multiple of the
+    # heads, which moves a small --fast model by a few percent.
+    assert 0.9 < transformer["parameters"] / memn2n["parameters"] < 1.1
     assert "<!-- BEGIN text8-12m -->" in (tmp_path / "RESULTS.md").read_text()

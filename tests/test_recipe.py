@@ -7,11 +7,27 @@ from keras_memnet.callbacks import PlateauAnnealing
 from keras_memnet.recipes import MemN2NLMRecipe
 
 
-def test_sequence_form_is_the_default_and_scales_by_targets_per_step():
+def test_default_recipe_is_adam_in_the_sequence_form():
     recipe = MemN2NLMRecipe()
-    targets = 128 * MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
-    scale = MemN2NLMRecipe.DEFAULT_SEQUENCE_LR_SCALE
     assert recipe.sequence_length == MemN2NLMRecipe.DEFAULT_SEQUENCE_LENGTH
+    assert isinstance(recipe.optimizer(), keras.optimizers.Adam)
+    assert recipe.learning_rate == pytest.approx(2e-3)
+    assert recipe.max_norm == pytest.approx(1.0)
+    clipping, guard, annealing = recipe.callbacks()
+    assert clipping.max_norm == pytest.approx(1.0)
+    # Halved on a plateau, down to the same ratio as the paper's floor.
+    assert annealing.factor == 2.0
+    assert annealing.min_lr == pytest.approx(2e-6)
+    clone = MemN2NLMRecipe.from_config(recipe.get_config())
+    assert clone.get_config() == recipe.get_config()
+
+
+def test_paper_recipe_scales_by_targets_per_step():
+    recipe = MemN2NLMRecipe.paper()
+    targets = 128 * MemN2NLMRecipe.PAPER_SEQUENCE_LENGTH
+    scale = MemN2NLMRecipe.DEFAULT_SEQUENCE_LR_SCALE
+    assert recipe.sequence_length == MemN2NLMRecipe.PAPER_SEQUENCE_LENGTH
+    assert recipe.optimizer_name == "sgd"
     assert recipe.learning_rate == pytest.approx(0.01 * targets * scale)
     assert recipe.max_norm == pytest.approx(50 / targets)
     # The stopping floor keeps its ratio to the starting rate.
@@ -27,7 +43,7 @@ def test_sequence_form_is_the_default_and_scales_by_targets_per_step():
 
 
 def test_paper_settings_scaled_for_a_mean_loss():
-    recipe = MemN2NLMRecipe(sequence_length=None)
+    recipe = MemN2NLMRecipe.paper(sequence_length=None)
     assert recipe.learning_rate == pytest.approx(1.28)
     assert recipe.max_norm == pytest.approx(50 / 128)
     assert recipe.min_learning_rate == pytest.approx(1.28e-3)
@@ -71,15 +87,25 @@ def test_mean_loss_sgd_step_equals_summed_loss_step():
     np.testing.assert_allclose(updates[0], updates[1], rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("name, lr", [("adagrad", 0.05), ("adam", 1e-3)])
+@pytest.mark.parametrize("name, lr", [("adagrad", 0.05), ("adam", 2e-3)])
 def test_adaptive_optimizers(name, lr):
     recipe = MemN2NLMRecipe(optimizer=name)
     assert recipe.learning_rate == lr
     assert recipe.optimizer().__class__.__name__.lower() == name
 
 
+@pytest.mark.parametrize("name, lr", [("adagrad", 0.05), ("adam", 1e-3)])
+def test_paper_recipe_with_the_study_optimizers(name, lr):
+    # The earlier study's rows: the paper's clipping and annealing.
+    recipe = MemN2NLMRecipe.paper(optimizer=name)
+    assert recipe.learning_rate == lr
+    assert recipe.max_norm == pytest.approx(50 / (128 * 4))
+    assert recipe.anneal_factor == 1.5
+    assert recipe.optimizer().__class__.__name__.lower() == name
+
+
 def test_learning_rate_override_keeps_the_floor_ratio():
-    recipe = MemN2NLMRecipe(
+    recipe = MemN2NLMRecipe.paper(
         batch_size=32, sequence_length=None, learning_rate=0.5
     )
     assert recipe.learning_rate == 0.5
@@ -100,6 +126,8 @@ def test_config_round_trip():
         (dict(optimizer="rmsprop"), "optimizer"),
         (dict(summed_max_norm=0), "summed_max_norm"),
         (dict(learning_rate=-1.0), "learning_rate"),
+        (dict(max_norm=0), "max_norm"),
+        (dict(anneal_factor=1.0), "anneal_factor"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, name):
@@ -173,8 +201,8 @@ def test_sequence_step_is_the_sum_of_its_window_steps():
     from keras_memnet.models import MemN2NLM
 
     rows, targets, memory = 4, 5, 3
-    window = MemN2NLMRecipe(batch_size=rows, sequence_length=None)
-    sequence = MemN2NLMRecipe(
+    window = MemN2NLMRecipe.paper(batch_size=rows, sequence_length=None)
+    sequence = MemN2NLMRecipe.paper(
         batch_size=rows, sequence_length=targets, sequence_lr_scale=1.0
     )
     assert sequence.learning_rate == pytest.approx(
@@ -231,7 +259,7 @@ def test_train_memn2n_lm_raises_instead_of_returning_a_nan_model():
     from keras_memnet.recipes import train_memn2n_lm
 
     # A rate that overflows within the first epoch.
-    recipe = MemN2NLMRecipe(
+    recipe = MemN2NLMRecipe.paper(
         batch_size=4,
         sequence_length=5,
         learning_rate=1e30,

@@ -2,3 +2,4 @@ from keras_memnet.layers.adaptive_softmax import AdaptiveSoftmax
 from keras_memnet.layers.memory_hop import MemoryHop
 from keras_memnet.layers.seq2seq_lstm import Seq2SeqLSTM
 from keras_memnet.layers.temporal_encoding import TemporalEncoding
+from keras_memnet.layers.unseen_token_mixture import UnseenTokenMixture

@@ -9,6 +9,7 @@ from keras_memnet.generation.windowed_decoder import WindowedDecoder
 from keras_memnet.layers.adaptive_softmax import AdaptiveSoftmax
 from keras_memnet.layers.adaptive_softmax import check_cutoffs
 from keras_memnet.layers.adaptive_softmax import default_cutoffs
+from keras_memnet.layers.unseen_token_mixture import UnseenTokenMixture
 from keras_memnet.metrics.perplexity import Perplexity
 from keras_memnet.models.memn2n_backbone import MemN2NBackbone
 from keras_memnet.models.memn2n_lm_preprocessor import MemN2NLMPreprocessor
@@ -16,6 +17,7 @@ from keras_memnet.models.memn2n_lm_preprocessor import check_id_range
 from keras_memnet.models.memn2n_lm_preprocessor import check_target_range
 from keras_memnet.models.memn2n_lm_preprocessor import is_text
 from keras_memnet.presets.preset_mixin import PresetMixin
+from keras_memnet.utils.arguments import check_bool
 from keras_memnet.utils.arguments import check_int
 from keras_memnet.utils.arguments import check_one_of
 
@@ -93,6 +95,17 @@ class MemN2NLM(PresetMixin, keras.Model):
             adaptive softmax. `None` means `[2000, 10000]` without the
             entries `>= vocabulary_size` (half the vocabulary if none is
             left).
+        unseen_mixture: bool. If `True`, the output goes through a
+            `keras_memnet.layers.UnseenTokenMixture`, which gives the ids
+            never seen in training a share of the probability measured on
+            held-out text, spread evenly among them, and interpolates the
+            model with the training unigram
+            (`model.adapt_unseen_mixture(training_ids, validation_ids)`
+            fits both after training; until then it is the plain
+            softmax). For closed vocabularies with words that training
+            never shows, such as the earlier text8 study's;
+            `train_memn2n_lm` turns it on for such corpora. The outputs are
+            then log-probabilities. Defaults to `False`.
         **kwargs: other keyword arguments of `keras.Model` (`name`, `dtype`).
 
     Two forms of the same model, with the same weights:
@@ -149,6 +162,7 @@ class MemN2NLM(PresetMixin, keras.Model):
         vocabulary=None,
         output="softmax",
         adaptive_cutoffs=None,
+        unseen_mixture=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -210,6 +224,14 @@ class MemN2NLM(PresetMixin, keras.Model):
             # Adjacent tying: the logits use the last memory embedding,
             # transposed (`backbone.token_embedding`).
             self.output_projection = None
+        check_bool("unseen_mixture", unseen_mixture)
+        self.unseen_mixture = (
+            UnseenTokenMixture(
+                vocabulary_size, dtype="float32", name="unseen_mixture"
+            )
+            if unseen_mixture
+            else None
+        )
 
         # === Preprocessor ===
         self.preprocessor = MemN2NLMPreprocessor(
@@ -293,21 +315,32 @@ class MemN2NLM(PresetMixin, keras.Model):
         for layer in head:
             if layer is not None and not layer.built:
                 layer.build(state_shape)
+        if self.unseen_mixture is not None and not self.unseen_mixture.built:
+            self.unseen_mixture.build(
+                state_shape[:-1] + (self.vocabulary_size,)
+            )
 
     def call(self, token_ids, training=False):
         state = self.backbone(token_ids, training=training)
         state = self.state_dropout(state, training=training)
         if self.output_mode == "adaptive":
-            log_probs = self.output_projection(state)
+            logits = self.output_projection(state)
             if training:
                 # For the fast loss in `compute_loss`; unused outputs are
                 # pruned from compiled train steps.
-                self._training_outputs.keep(log_probs, state)
-            return log_probs
-        if self.output_projection is not None:
+                self._training_outputs.keep(logits, state)
+        elif self.output_projection is not None:
             logits = self.output_projection(state)
         else:
             logits = self.backbone.token_embedding(state, reverse=True)
+        if self.unseen_mixture is not None:
+            mixed = self.unseen_mixture(logits)
+            if training:
+                # The fast loss then trains on the adaptive softmax's own
+                # likelihood, which the mixture renormalises over the seen
+                # ids.
+                self._training_outputs.rename(logits, mixed)
+            return mixed
         # Keep the softmax in float32 under mixed precision.
         return ops.cast(logits, "float32")
 
@@ -545,6 +578,53 @@ class MemN2NLM(PresetMixin, keras.Model):
             "targets": int(weights.sum()),
         }
 
+    def adapt_unseen_mixture(
+        self, training_ids, validation_ids, sequence_length=100, batch_size=16
+    ):
+        """Fits the output's `UnseenTokenMixture` to a corpus.
+
+        Marks the ids seen in `training_ids`, estimates the share of unseen
+        words on `validation_ids`, then weighs the training unigram against
+        the model by maximum likelihood on the validation text, as scored
+        by the model now (call it after training; `train_memn2n_lm` does).
+
+        Args:
+            training_ids: 1-D int token ids of the training text.
+            validation_ids: 1-D int token ids of held-out text.
+            sequence_length: int >= 1, targets scored per row.
+            batch_size: int >= 1, rows per step.
+
+        Returns:
+            A dict: `unseen_mass` and `unigram_weight`, as now in use.
+        """
+        if self.unseen_mixture is None:
+            raise ValueError(
+                "This model has no unseen-token mixture: build it with "
+                "`unseen_mixture=True`."
+            )
+        sequence_length = check_int(
+            "sequence_length", sequence_length, minimum=1
+        )
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        unseen_mass = self.unseen_mixture.adapt(training_ids, validation_ids)
+        inputs, targets, weights = self.preprocessor.sequences(
+            validation_ids, sequence_length
+        )
+        target_log_probs = []
+        for start in range(0, len(inputs), batch_size):
+            rows = slice(start, start + batch_size)
+            log_probs = ops.convert_to_numpy(
+                self.predict_on_batch(inputs[rows])
+            )
+            target_log_probs.append(
+                np.take_along_axis(log_probs, targets[rows][..., None], -1)
+            )
+        scored = weights > 0
+        unigram_weight = self.unseen_mixture.fit_unigram_weight(
+            np.concatenate(target_log_probs)[..., 0][scored], targets[scored]
+        )
+        return {"unseen_mass": unseen_mass, "unigram_weight": unigram_weight}
+
     def generate(
         self,
         prompt,
@@ -683,6 +763,7 @@ class MemN2NLM(PresetMixin, keras.Model):
                 ),
                 "output": self.output_mode,
                 "adaptive_cutoffs": self.adaptive_cutoffs,
+                "unseen_mixture": self.unseen_mixture is not None,
             }
         )
         return config
@@ -710,6 +791,11 @@ class _TrainingOutputs:
 
     def keep(self, outputs, state):
         self.outputs, self.state = outputs, state
+
+    def rename(self, outputs, new_outputs):
+        """The state behind `outputs` now stands behind `new_outputs`."""
+        if outputs is self.outputs:
+            self.outputs = new_outputs
 
     def take(self, outputs):
         state = self.state if outputs is self.outputs else None

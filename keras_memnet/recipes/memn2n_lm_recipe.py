@@ -7,21 +7,34 @@ from keras_memnet.utils.arguments import check_float
 from keras_memnet.utils.arguments import check_int
 from keras_memnet.utils.arguments import check_one_of
 
-# Targets per row of the sequence form; see the class docstring.
-DEFAULT_SEQUENCE_LENGTH = 4
+# Targets per row of the sequence form: the default recipe's and the
+# paper's; see the class docstring.
+DEFAULT_SEQUENCE_LENGTH = 16
+PAPER_SEQUENCE_LENGTH = 4
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
 class MemN2NLMRecipe:
-    """The paper's language-model training recipe, scaled for Keras.
+    """Training recipes for `MemN2NLM`: the default, and the paper's.
 
-    Sukhbaatar et al., 2015 (section 5) and the authors' code train with
-    plain SGD at learning rate 0.01, clip the global gradient norm at 50,
-    divide the rate by 1.5 whenever the validation cost does not improve and
-    stop below 1e-5, with batches of 128. Their cost is the negative
-    log-likelihood **summed** over the batch. Keras minimises the **mean**
-    over the batch, whose gradient is `1 / batch_size` times smaller. The
-    same updates therefore need, for SGD:
+    **The default** (`MemN2NLMRecipe()`) is chosen for the best validation
+    perplexity in a fixed wall-clock budget on a 2-core CPU
+    (`docs/RESULTS.md`, "Choosing the default recipe"): Adam at learning
+    rate 0.002 on Keras's mean loss, the global gradient norm clipped at
+    1.0, the rate halved whenever the validation loss does not improve, and
+    rows of 16 targets in the sequence form (`Corpus.sequences`). It is the
+    recipe the shipped presets were trained with (there with longer rows,
+    on a GPU), and it learns in minutes what the paper's SGD learns in
+    hours.
+
+    **The paper's recipe** (`MemN2NLMRecipe.paper()`, or
+    `optimizer="sgd"`): Sukhbaatar et al., 2015 (section 5) and the
+    authors' code train with plain SGD at learning rate 0.01, clip the
+    global gradient norm at 50, divide the rate by 1.5 whenever the
+    validation cost does not improve and stop below 1e-5, with batches of
+    128. Their cost is the negative log-likelihood **summed** over the
+    batch. Keras minimises the **mean** over the batch, whose gradient is
+    `1 / batch_size` times smaller. The same updates therefore need:
 
     ```
     learning_rate = 0.01 * batch_size   (1.28 at batch 128)
@@ -35,10 +48,10 @@ class MemN2NLMRecipe:
     loss makes steps 128 times too small, which is the likely reason an
     earlier TensorFlow study of this model trained so badly.
 
-    **Sequence form** (`sequence_length=T`, for `Corpus.sequences`): a
-    batch of `batch_size` rows holds `batch_size * T` targets, and Keras
-    averages the loss over all of them. The paper's step applied to the
-    summed loss of that batch is, on Keras's mean,
+    In the **sequence form** (`sequence_length=T`) a batch of `batch_size`
+    rows holds `batch_size * T` targets, and Keras averages the loss over
+    all of them. The paper's step applied to the summed loss of that batch
+    is, on Keras's mean,
 
     ```
     learning_rate = 0.01 * batch_size * T   (5.12 at 128 rows of 4)
@@ -50,43 +63,43 @@ class MemN2NLMRecipe:
     taken from the same weights (the gradient is linear in the targets;
     `tests/test_recipe.py` checks it). And, as in the paper, no step is
     longer than `0.01 * 50 = 0.5`. The paper's gradients are clipped on
-    nearly every step, so training moves by about that much per step, and
-    a sequence batch of `T` neighbouring targets per row is less noisy than
-    as many random windows: its steps add up more coherently. At the
-    default `T = 4` (512 targets a step, 4 times the paper's batch) the
-    paper's step trains as it should; with longer rows it overshoots
-    (`T = 25`: the first epoch diverges; `T = 16`: a scale of 0.25 beat
-    0.5 on validation). `sequence_lr_scale` multiplies the rate for such
-    rows. Longer rows are faster per token but take fewer steps per epoch;
-    the measured trade-off is in `docs/RESULTS.md` ("Sequence form").
+    nearly every step, so SGD moves by about that much per step whatever
+    the batch holds; `paper()` therefore keeps rows of 4 targets (512 a
+    step, 4 times the paper's batch), where that step trains as it should;
+    with longer rows it overshoots (`T = 25`: the first epoch diverges;
+    `T = 16`: a scale of 0.25 beat 0.5 on validation). `sequence_lr_scale`
+    multiplies the SGD rate for such rows.
 
-    For adaptive optimizers (`"adagrad"`, `"adam"`) the step size does not
-    scale with the loss in the same way, so their usual learning rates are
-    used unless given; clipping is still converted.
+    For `"adagrad"` its usual learning rate (0.05) is used unless given,
+    with the paper's clipping converted as above and its annealing.
 
     Args:
         batch_size: int >= 1, rows (windows or sequences) per batch.
             Defaults to `128`.
         sequence_length: int >= 1 or `None`. Targets per row in the
             sequence form (`Corpus.sequences`); `None` is the window form
-            (`Corpus.windows`). Defaults to `DEFAULT_SEQUENCE_LENGTH`.
+            (`Corpus.windows`). Defaults to `DEFAULT_SEQUENCE_LENGTH` (16).
         sequence_lr_scale: float > 0, multiplies the per-target matched
-            SGD rate of the sequence form. Defaults to
-            `DEFAULT_SEQUENCE_LR_SCALE`.
-        summed_learning_rate: the paper's rate, for the summed loss. Defaults
-            to `0.01`.
-        summed_max_norm: the paper's clip, for the summed loss. Defaults to
-            `50.0`.
-        anneal_factor: number > 1, divisor of the rate on a plateau.
-            Defaults to `1.5`.
-        summed_min_learning_rate: the paper's stopping floor. Defaults to
-            `1e-5`.
-        optimizer: `"sgd"` (default, the paper's), `"adagrad"` or `"adam"`.
+            SGD rate of the sequence form. Defaults to `1.0`.
+        summed_learning_rate: the paper's rate, for the summed loss (SGD).
+            Defaults to `0.01`.
+        summed_max_norm: the paper's clip, for the summed loss (SGD and
+            Adagrad). Defaults to `50.0`.
+        anneal_factor: number > 1, divisor of the rate on a plateau, or
+            `None`: 2 for Adam, the paper's 1.5 otherwise.
+        summed_min_learning_rate: the paper's stopping floor; the floor
+            keeps its ratio to the starting rate (1e-3) for every optimizer.
+            Defaults to `1e-5`.
+        optimizer: `"adam"` (default), `"sgd"` (the paper's) or
+            `"adagrad"`.
         learning_rate: optional Keras (mean-loss) learning rate that overrides
-            the converted one.
+            the default one (Adam: 0.002; SGD: the paper's, converted).
         weight_decay: optional decoupled weight decay of the optimizer (not
             in the paper; a regulariser for small corpora).
         monitor: quantity watched by the annealing. Defaults to `"val_loss"`.
+        max_norm: optional global gradient-norm clip on the mean loss that
+            overrides the default one (Adam: 1.0; SGD and Adagrad: the
+            paper's, converted).
 
     Example:
 
@@ -96,10 +109,10 @@ class MemN2NLMRecipe:
     from keras_memnet.metrics import Perplexity
     from keras_memnet.recipes import MemN2NLMRecipe
 
-    windows = MemN2NLMRecipe(batch_size=128, sequence_length=None)
-    windows.learning_rate, windows.max_norm  # (1.28, 0.390625)
-    recipe = MemN2NLMRecipe(batch_size=128)
-    recipe.sequence_length  # 4: the sequence form, by default
+    recipe = MemN2NLMRecipe()  # Adam, rows of 16 targets
+    recipe.learning_rate, recipe.max_norm  # (0.002, 1.0)
+    paper = MemN2NLMRecipe.paper(sequence_length=None)  # window form
+    paper.learning_rate, paper.max_norm  # (1.28, 0.390625)
     model = MemN2NLM(vocabulary_size=1000, memory_size=20)
     model.compile(
         optimizer=recipe.optimizer(),
@@ -111,9 +124,13 @@ class MemN2NLMRecipe:
     ```
     """
 
-    OPTIMIZERS = ("sgd", "adagrad", "adam")
-    DEFAULT_ADAPTIVE_LEARNING_RATES = {"adagrad": 0.05, "adam": 1e-3}
+    OPTIMIZERS = ("adam", "sgd", "adagrad")
+    DEFAULT_ADAPTIVE_LEARNING_RATES = {"adagrad": 0.05, "adam": 2e-3}
+    ADAM_MAX_NORM = 1.0
+    ADAM_ANNEAL_FACTOR = 2.0
+    PAPER_ANNEAL_FACTOR = 1.5
     DEFAULT_SEQUENCE_LENGTH = DEFAULT_SEQUENCE_LENGTH
+    PAPER_SEQUENCE_LENGTH = PAPER_SEQUENCE_LENGTH
     DEFAULT_SEQUENCE_LR_SCALE = 1.0
 
     def __init__(
@@ -123,12 +140,13 @@ class MemN2NLMRecipe:
         sequence_lr_scale=None,
         summed_learning_rate=0.01,
         summed_max_norm=50.0,
-        anneal_factor=1.5,
+        anneal_factor=None,
         summed_min_learning_rate=1e-5,
-        optimizer="sgd",
+        optimizer="adam",
         learning_rate=None,
         weight_decay=None,
         monitor="val_loss",
+        max_norm=None,
     ):
         batch_size = check_int("batch_size", batch_size, minimum=1)
         sequence_length = check_int(
@@ -137,6 +155,12 @@ class MemN2NLMRecipe:
         if sequence_lr_scale is None:
             sequence_lr_scale = self.DEFAULT_SEQUENCE_LR_SCALE
         check_one_of("optimizer", optimizer, self.OPTIMIZERS)
+        if anneal_factor is None:
+            anneal_factor = (
+                self.ADAM_ANNEAL_FACTOR
+                if optimizer == "adam"
+                else self.PAPER_ANNEAL_FACTOR
+            )
         for name, value in (
             ("summed_learning_rate", summed_learning_rate),
             ("summed_max_norm", summed_max_norm),
@@ -147,13 +171,13 @@ class MemN2NLMRecipe:
         check_float(
             "anneal_factor", anneal_factor, minimum=1, min_inclusive=False
         )
-        check_float(
-            "learning_rate",
-            learning_rate,
-            minimum=0,
-            min_inclusive=False,
-            allow_none=True,
-        )
+        for name, value in (
+            ("learning_rate", learning_rate),
+            ("max_norm", max_norm),
+        ):
+            check_float(
+                name, value, minimum=0, min_inclusive=False, allow_none=True
+            )
         check_float("weight_decay", weight_decay, minimum=0, allow_none=True)
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -166,7 +190,12 @@ class MemN2NLMRecipe:
         self.optimizer_name = optimizer
         self.monitor = monitor
         targets_per_step = batch_size * (sequence_length or 1)
-        self.max_norm = summed_max_norm / targets_per_step
+        if max_norm is not None:
+            self.max_norm = float(max_norm)
+        elif optimizer == "adam":
+            self.max_norm = self.ADAM_MAX_NORM
+        else:
+            self.max_norm = summed_max_norm / targets_per_step
         if learning_rate is not None:
             self.learning_rate = float(learning_rate)
         elif optimizer == "sgd":
@@ -178,6 +207,56 @@ class MemN2NLMRecipe:
         # The floor keeps its ratio to the starting rate.
         self.min_learning_rate = self.learning_rate * (
             summed_min_learning_rate / summed_learning_rate
+        )
+
+    @classmethod
+    def paper(
+        cls,
+        batch_size=128,
+        sequence_length=PAPER_SEQUENCE_LENGTH,
+        optimizer="sgd",
+        **kwargs,
+    ):
+        """The paper's recipe: SGD on the summed loss, converted for Keras.
+
+        Sukhbaatar et al., 2015, section 5: SGD at 0.01 on the loss summed
+        over the batch, the global gradient norm clipped at 50, the rate
+        divided by 1.5 on a validation plateau and a floor of 1e-5; see the
+        class docstring for the conversion to Keras's mean loss. Rows of
+        `PAPER_SEQUENCE_LENGTH` (4) targets, where that step trains as it
+        should; `sequence_length=None` gives the paper's random windows.
+
+        Args:
+            batch_size: int >= 1, rows per batch. Defaults to `128`.
+            sequence_length: int >= 1 or `None` (the window form).
+                Defaults to `4`.
+            optimizer: `"sgd"` (default). `"adagrad"` (at 0.05) or
+                `"adam"` (at 0.001) keep the paper's clipping and
+                annealing, as the earlier study's rows did.
+            **kwargs: other arguments of `MemN2NLMRecipe`.
+
+        Example:
+
+        ```python
+        from keras_memnet.recipes import MemN2NLMRecipe
+
+        recipe = MemN2NLMRecipe.paper()
+        recipe.learning_rate, recipe.max_norm  # (5.12, 0.09765625)
+        ```
+        """
+        targets_per_step = batch_size * (sequence_length or 1)
+        kwargs.setdefault("anneal_factor", cls.PAPER_ANNEAL_FACTOR)
+        kwargs.setdefault(
+            "max_norm",
+            kwargs.get("summed_max_norm", 50.0) / targets_per_step,
+        )
+        if optimizer == "adam":
+            kwargs.setdefault("learning_rate", 1e-3)
+        return cls(
+            batch_size=batch_size,
+            sequence_length=sequence_length,
+            optimizer=optimizer,
+            **kwargs,
         )
 
     def optimizer(self):
@@ -222,6 +301,7 @@ class MemN2NLMRecipe:
             "learning_rate": self.learning_rate,
             "weight_decay": self.weight_decay,
             "monitor": self.monitor,
+            "max_norm": self.max_norm,
         }
 
     @classmethod

@@ -3,6 +3,7 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from keras_memnet.callbacks.nan_guard import NaNGuard
 from keras_memnet.callbacks.nan_guard import NonFiniteTrainingError
@@ -37,6 +38,7 @@ def train_memn2n_lm(
     checkpoint_dir=None,
     resume=False,
     distribute=None,
+    unseen_mixture="auto",
     **model_kwargs,
 ):
     """Trains a `MemN2NLM` on a corpus with the paper's recipe.
@@ -94,6 +96,16 @@ def train_memn2n_lm(
             epoch trains on the order one device would draw an epoch
             later (still a fresh draw every epoch, and a resumed run still
             matches an uninterrupted one).
+        unseen_mixture: `"auto"` (default), `True` or `False`. With
+            `True` the model gives the vocabulary ids that never occur in
+            the training split a share of the probability estimated on the
+            validation split, and after training is interpolated with the
+            training unigram, weighted on the validation split
+            (`keras_memnet.layers.UnseenTokenMixture`,
+            `MemN2NLM.adapt_unseen_mixture`); `"auto"` does so when there
+            are such ids (a closed vocabulary built from more than the
+            training text, as the `study512k` split's is), and not
+            otherwise.
         **model_kwargs: other `MemN2NLM` arguments.
 
     Raises:
@@ -147,6 +159,9 @@ def train_memn2n_lm(
                 "`WordVocabulary.from_text(..., max_size=...)`), use a "
                 "number of devices that divides it, or train data-parallel."
             )
+        if unseen_mixture == "auto":
+            unseen_mixture = bool(unseen_training_ids(corpus).size)
+        check_bool("unseen_mixture", unseen_mixture)
         keras.utils.set_random_seed(seed)
         started = time.time()
         model = MemN2NLM(
@@ -156,10 +171,13 @@ def train_memn2n_lm(
             embedding_dim=embedding_dim,
             dropout=dropout,
             vocabulary=corpus.vocabulary,
+            unseen_mixture=unseen_mixture,
             **model_kwargs,
         )
         # Built before `fit`, so that a checkpoint can be loaded into it.
         model.build((None, memory_size))
+        if model.unseen_mixture is not None:
+            model.unseen_mixture.adapt(corpus.train, corpus.valid)
         model.compile(
             optimizer=recipe.optimizer(),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -240,6 +258,8 @@ def train_memn2n_lm(
         for guard in guards:
             if guard.failure is not None:
                 raise NonFiniteTrainingError(guard.failure, model, history)
+        if model.unseen_mixture is not None:
+            model.adapt_unseen_mixture(corpus.train, corpus.valid)
         perplexity = {
             split_name: float(
                 model.evaluate(
@@ -263,6 +283,12 @@ def train_memn2n_lm(
             "perplexity": perplexity,
             "seconds": time.time() - started,
         }
+
+
+def unseen_training_ids(corpus):
+    """The vocabulary ids, other than padding, absent from `corpus.train`."""
+    counts = np.bincount(corpus.train, minlength=corpus.vocabulary.size)
+    return np.flatnonzero(counts[1:] == 0) + 1
 
 
 def check_checkpoint_dir(checkpoint_dir, resume):
