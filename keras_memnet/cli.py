@@ -16,13 +16,25 @@ import sys
 import tempfile
 import time
 
+# Each protocol's text8 split and memory size, and the defaults of the
+# options left unset. The small corpus trains best with 2 hops and small
+# batches, which take many steps, and is best after about 6 epochs
+# (docs/RESULTS.md, "The main job"); text8 takes the paper's depth.
 PROTOCOLS = {
-    # name: (text8 split, memory size the protocol prescribes, default hops
-    # and rows per batch). The small corpus trains best with 2 hops and
-    # small batches, which take many steps (docs/RESULTS.md, "Choosing the
-    # default recipe"); text8 takes the paper's depth.
-    "study512k": ("study512k", 30, 2, 32),
-    "text8": ("standard", 100, 6, 128),
+    "study512k": {
+        "split": "study512k",
+        "memory_size": 30,
+        "hops": 2,
+        "batch_size": 32,
+        "epochs": 6,
+    },
+    "text8": {
+        "split": "standard",
+        "memory_size": 100,
+        "hops": 6,
+        "batch_size": 128,
+        "epochs": 10,
+    },
 }
 SAMPLERS = ("greedy", "random", "top_k", "top_p", "beam")
 # "none" is one device; the others are keras_memnet.distribution's modes.
@@ -74,7 +86,12 @@ def build_parser():
     )
     train.add_argument("--embedding-dim", type=int, default=150)
     train.add_argument("--dropout", type=float, default=0.3)
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="the most epochs (default: 6 for study512k, 10 for text8)",
+    )
     train.add_argument(
         "--batch-size",
         type=int,
@@ -257,12 +274,11 @@ def check_train_arguments(args):
     check_one_of("--distribute", args.distribute, DISTRIBUTE_CHOICES)
     check_one_of("--recipe", args.recipe, RECIPES)
     check_one_of("--unseen-mixture", args.unseen_mixture, tuple(UNSEEN_MIXTURE))
-    # The protocol's defaults, so that an explicit 0 is still refused.
-    _, _, default_hops, default_batch = PROTOCOLS[args.protocol]
-    if args.hops is None:
-        args.hops = default_hops
-    if args.batch_size is None:
-        args.batch_size = default_batch
+    # The protocol's defaults first, so that an explicit 0 is still refused.
+    protocol = PROTOCOLS[args.protocol]
+    for name in ("memory_size", "hops", "batch_size", "epochs"):
+        if getattr(args, name) is None:
+            setattr(args, name, protocol[name])
     for name in ("hops", "embedding_dim", "epochs", "batch_size"):
         check_int(_flag(name), getattr(args, name), minimum=1)
     for name in ("memory_size", "sequence_length"):
@@ -356,10 +372,8 @@ def train(args):
     from keras_memnet.recipes import train_memn2n_lm
 
     check_train_arguments(args)
-    split, default_memory, _, _ = PROTOCOLS[args.protocol]
-    memory_size = (
-        default_memory if args.memory_size is None else args.memory_size
-    )
+    split = PROTOCOLS[args.protocol]["split"]
+    memory_size = args.memory_size  # set by check_train_arguments
     started = time.time()
     if args.data is None and args.protocol == "study512k":
         corpus = datasets.text8_sample(split=split)
@@ -405,6 +419,14 @@ def train(args):
     )
     model = run["model"]
 
+    if model.unseen_mixture is not None:
+        mixture = model.unseen_mixture.mixture_state()
+        print(
+            f"\nUnseen words: the {mixture['unseen_count']:,} ids never seen "
+            f"in training get {mixture['unseen_mass']:.1%} of the "
+            "probability (estimated on validation); the training unigram's "
+            f"weight is {mixture['unigram_weight']:.2f}."
+        )
     print("\nPerplexity (best validation epoch):")
     for split_name, value in run["perplexity"].items():
         print(f"  {split_name:<5} {value:10.1f}")

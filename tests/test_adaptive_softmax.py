@@ -318,6 +318,36 @@ def test_adaptive_model_fit_reduces_loss_and_generates():
     assert generated.shape == (3, 4) and generated.min() >= 1
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_training_perplexity_reads_the_fast_loss(monkeypatch, weighted):
+    from keras_memnet.metrics import Perplexity
+
+    read = []
+    reading = Perplexity.reading
+
+    def spy(nll):
+        read.append(nll)
+        return reading(nll)
+
+    monkeypatch.setattr(Perplexity, "reading", spy)
+    model = adaptive_model()
+    # A step of size 0: the weights the training metric sees are the ones
+    # `evaluate` scores afterwards.
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    ids, targets = copy_task(64)
+    weights = np.linspace(0, 2, 64) if weighted else None
+    history = model.fit(
+        ids, targets, sample_weight=weights, batch_size=64, verbose=0
+    )
+    expected = model.evaluate(
+        ids, targets, sample_weight=weights, verbose=0, return_dict=True
+    )["perplexity"]
+    assert history.history["perplexity"][0] == pytest.approx(expected, rel=1e-5)
+    # JAX computes the loss inside its own gradient trace, so the metrics
+    # there score `y_pred` as usual.
+    assert bool(read) == (keras.config.backend() != "jax")
+
+
 def test_mixed_bfloat16_keeps_float32_log_probs_without_nans():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

@@ -39,6 +39,12 @@ def tiny_model():
     return model
 
 
+def unseen_mixture():
+    from keras_memnet.layers import UnseenTokenMixture
+
+    return UnseenTokenMixture(VOCABULARY_SIZE)
+
+
 def ids(rows=4, high=VOCABULARY_SIZE):
     return np.random.default_rng(0).integers(1, high, (rows, MEMORY_SIZE))
 
@@ -340,6 +346,18 @@ CASES = [
             "pairs.txt",
             "go\tva\nhe ran\til a couru\ncafe\tcaf\u00e9\n".encode("latin-1"),
         ),
+    ),
+    (
+        "MemN2NLM.adapt_unseen_mixture: a model built without the mixture",
+        lambda tmp: tiny_model().adapt_unseen_mixture(ids()[0], ids()[1]),
+    ),
+    (
+        "UnseenTokenMixture.adapt: a training id >= vocabulary_size",
+        lambda tmp: unseen_mixture().adapt([1, VOCABULARY_SIZE + 3]),
+    ),
+    (
+        "UnseenTokenMixture.adapt: unseen_mass=1.0",
+        lambda tmp: unseen_mixture().adapt([1, 2], unseen_mass=1.0),
     ),
 ]
 

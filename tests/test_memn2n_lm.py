@@ -690,6 +690,7 @@ def test_the_task_reads_its_architecture_from_the_backbone():
         "vocabulary",
         "output",
         "adaptive_cutoffs",
+        "unseen_mixture",
     }
 
 

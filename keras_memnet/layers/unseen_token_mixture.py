@@ -185,17 +185,17 @@ class UnseenTokenMixture(keras.layers.Layer):
                 f"`log_probs` and `targets` must have as many entries. "
                 f"Received {log_probs.size} and {targets.size}."
             )
-        if float(self.unigram_weight) != 0.0:
+        if _numpy(self.unigram_weight) != 0.0:
             raise ValueError(
                 "`log_probs` must be computed with the unigram weight at 0: "
                 "call `adapt` first."
             )
         _counts(targets, self.vocabulary_size, "targets")
-        seen = ops.convert_to_numpy(self.seen)[targets] > 0
-        mass = float(self.unseen_mass)
+        seen = _numpy(self.seen)[targets] > 0
+        mass = float(_numpy(self.unseen_mass))
         # The model's probability among the seen ids, and the unigram's.
         model = np.exp(log_probs[seen] - np.log1p(-mass))
-        unigram = np.exp(ops.convert_to_numpy(self.log_unigram)[targets][seen])
+        unigram = np.exp(_numpy(self.log_unigram)[targets][seen])
         weight = 0.5
         for _ in range(_EM_ITERATIONS if model.size else 0):
             share = weight * unigram
@@ -207,25 +207,45 @@ class UnseenTokenMixture(keras.layers.Layer):
     @property
     def unseen_count(self):
         """The number of ids marked as never seen in training."""
-        return int(self.vocabulary_size - ops.sum(self.seen))
+        return int(self.vocabulary_size - _numpy(self.seen).sum())
+
+    def mixture_state(self):
+        """`unseen_count`, `unseen_mass` and `unigram_weight`, as Python
+        numbers."""
+        return {
+            "unseen_count": self.unseen_count,
+            "unseen_mass": float(_numpy(self.unseen_mass)),
+            "unigram_weight": float(_numpy(self.unigram_weight)),
+        }
 
     def call(self, logits):
+        # Float32 throughout, under mixed precision too (which would cast
+        # the weights to the compute dtype).
         logits = ops.cast(logits, "float32")
-        seen = self.seen > 0.5
+        seen_marks, log_unigram, mass, weight = (
+            ops.cast(variable, "float32")
+            for variable in (
+                self.seen,
+                self.log_unigram,
+                self.unseen_mass,
+                self.unigram_weight,
+            )
+        )
+        seen = seen_marks > 0.5
         log_model = logits - ops.logsumexp(
             ops.where(seen, logits, _LOG_ZERO), axis=-1, keepdims=True
         )
-        weight = self.unigram_weight
         log_seen = ops.where(
             weight > 0,
             ops.logaddexp(
                 ops.log1p(-weight) + log_model,
-                ops.log(ops.maximum(weight, 1e-30)) + self.log_unigram,
+                ops.log(ops.maximum(weight, 1e-30)) + log_unigram,
             ),
             log_model,
         )
-        mass = self.unseen_mass
-        unseen_count = ops.maximum(self.vocabulary_size - ops.sum(self.seen), 1)
+        unseen_count = ops.maximum(
+            self.vocabulary_size - ops.sum(seen_marks), 1
+        )
         # Clipped so that an unadapted layer (mass 0, no unseen id) stays
         # finite; its `where` then picks the seen branch everywhere.
         log_unseen = ops.log(ops.maximum(mass, 1e-30)) - ops.log(unseen_count)
@@ -241,6 +261,12 @@ class UnseenTokenMixture(keras.layers.Layer):
         config = super().get_config()
         config.update({"vocabulary_size": self.vocabulary_size})
         return config
+
+
+def _numpy(variable):
+    """A variable's value in NumPy; also a `tf.distribute` strategy's
+    `MirroredVariable`, which `float()` and `np.asarray` refuse."""
+    return ops.convert_to_numpy(ops.convert_to_tensor(variable))
 
 
 def _counts(token_ids, vocabulary_size, name):

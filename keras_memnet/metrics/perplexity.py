@@ -1,3 +1,5 @@
+import contextlib
+
 import keras
 import keras_hub
 from keras import ops
@@ -39,6 +41,24 @@ class Perplexity(keras_hub.metrics.Perplexity):
     ```
     """
 
+    # Set by `reading`: the per-target NLL of the `y_pred` being scored.
+    _given_nll = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def reading(cls, nll):
+        """Within this context, `update_state` of a `from_logits` metric
+        without `mask_token_id` takes `nll`, the per-target negative
+        log-likelihood of `y_pred` in the order of the flattened `y_true`,
+        instead of computing it from `y_pred` (which then goes unused, so a
+        compiled step need not compute it: `MemN2NLM`'s adaptive softmax).
+        """
+        previous, cls._given_nll = cls._given_nll, nll
+        try:
+            yield
+        finally:
+            cls._given_nll = previous
+
     def update_state(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
             sample_weight = ops.cast(sample_weight, self.dtype)
@@ -46,4 +66,18 @@ class Perplexity(keras_hub.metrics.Perplexity):
             while len(sample_weight.shape) < len(y_true.shape):
                 sample_weight = ops.expand_dims(sample_weight, -1)
             sample_weight = ops.broadcast_to(sample_weight, ops.shape(y_true))
-        super().update_state(y_true, y_pred, sample_weight=sample_weight)
+        nll = Perplexity._given_nll
+        if (
+            nll is None
+            or not self.from_logits
+            or self.mask_token_id is not None
+        ):
+            super().update_state(y_true, y_pred, sample_weight=sample_weight)
+            return
+        nll = ops.reshape(ops.cast(nll, self.dtype), (-1,))
+        if sample_weight is None:
+            weights = ops.ones_like(nll)
+        else:
+            weights = ops.reshape(sample_weight, (-1,))
+        self._aggregate_crossentropy.assign_add(ops.sum(nll * weights))
+        self._number_of_samples.assign_add(ops.sum(weights))

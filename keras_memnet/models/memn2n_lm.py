@@ -367,6 +367,9 @@ class MemN2NLM(PresetMixin, keras.Model):
         # Sequence form: every window of every row is one target.
         state = ops.reshape(state, (-1, self.embedding_dim))
         nll = self.output_projection.negative_log_likelihood(state, y)
+        if self.unseen_mixture is None:
+            # Exactly `-y_pred` at the targets: the metrics can read it.
+            self._training_outputs.keep_nll(y_pred, ops.stop_gradient(nll))
         if sample_weight is not None:
             nll = nll * ops.reshape(ops.cast(sample_weight, nll.dtype), (-1,))
         loss = ops.sum(nll)
@@ -382,6 +385,17 @@ class MemN2NLM(PresetMixin, keras.Model):
                 self._aggregate_additional_loss(extra_loss), loss.dtype
             )
         return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        nll = self._training_outputs.take_nll(y_pred)
+        if nll is None:
+            return super().compute_metrics(x, y, y_pred, sample_weight)
+        # `Perplexity` reads the fast loss's per-target NLL instead of
+        # computing it from `y_pred`, so that the compiled train step never
+        # builds the full distribution, which would cost as much as the
+        # rest of the adaptive step.
+        with Perplexity.reading(nll):
+            return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def _fast_loss_reduction(self):
         """The compiled loss's reduction if the fast adaptive loss equals it."""
@@ -613,9 +627,9 @@ class MemN2NLM(PresetMixin, keras.Model):
         target_log_probs = []
         for start in range(0, len(inputs), batch_size):
             rows = slice(start, start + batch_size)
-            log_probs = ops.convert_to_numpy(
-                self.predict_on_batch(inputs[rows])
-            )
+            # Called directly, not through `predict`: a distribution's
+            # engine would split (and regroup) the batch between devices.
+            log_probs = ops.convert_to_numpy(self(inputs[rows], training=False))
             target_log_probs.append(
                 np.take_along_axis(log_probs, targets[rows][..., None], -1)
             )
@@ -788,6 +802,17 @@ class _TrainingOutputs:
     def __init__(self):
         self.outputs = None
         self.state = None
+        self.nll_outputs = None
+        self.nll = None
+
+    def keep_nll(self, outputs, nll):
+        """The per-target NLL of `outputs`, computed by the fast loss."""
+        self.nll_outputs, self.nll = outputs, nll
+
+    def take_nll(self, outputs):
+        nll = self.nll if outputs is self.nll_outputs else None
+        self.nll_outputs = self.nll = None
+        return nll
 
     def keep(self, outputs, state):
         self.outputs, self.state = outputs, state

@@ -24,8 +24,10 @@ class MemN2NLMRecipe:
     1.0, the rate halved whenever the validation loss does not improve, and
     rows of 16 targets in the sequence form (`Corpus.sequences`). It is the
     recipe the shipped presets were trained with (there with longer rows,
-    on a GPU), and it learns in minutes what the paper's SGD learns in
-    hours.
+    on a GPU). On the earlier study's split, in the same 3 minutes, it
+    reaches a test perplexity of 1,228 where the paper's SGD reached 1,672
+    (both with 6 hops; 1,057 with the main job's 2 hops, 32 rows a step
+    and `UnseenTokenMixture`).
 
     **The paper's recipe** (`MemN2NLMRecipe.paper()`, or
     `optimizer="sgd"`): Sukhbaatar et al., 2015 (section 5) and the

@@ -102,10 +102,10 @@ def train_memn2n_lm(
             validation split, and after training is interpolated with the
             training unigram, weighted on the validation split
             (`keras_memnet.layers.UnseenTokenMixture`,
-            `MemN2NLM.adapt_unseen_mixture`); `"auto"` does so when there
-            are such ids (a closed vocabulary built from more than the
-            training text, as the `study512k` split's is), and not
-            otherwise.
+            `MemN2NLM.adapt_unseen_mixture`); `"auto"` does so when some
+            word ids (not `<pad>` or `<unk>`) never occur in training (a
+            closed vocabulary built from more than the training text, as
+            the `study512k` split's is), and not otherwise.
         **model_kwargs: other `MemN2NLM` arguments.
 
     Raises:
@@ -286,9 +286,12 @@ def train_memn2n_lm(
 
 
 def unseen_training_ids(corpus):
-    """The vocabulary ids, other than padding, absent from `corpus.train`."""
+    """The word (or character) ids absent from `corpus.train`: every id
+    but the padding and `<unk>`, which need not occur in training."""
     counts = np.bincount(corpus.train, minlength=corpus.vocabulary.size)
-    return np.flatnonzero(counts[1:] == 0) + 1
+    specials = [corpus.vocabulary.pad_id, corpus.vocabulary.unk_id]
+    counts[[i for i in specials if i is not None]] = 1
+    return np.flatnonzero(counts == 0)
 
 
 def check_checkpoint_dir(checkpoint_dir, resume):
