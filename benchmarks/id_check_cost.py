@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_memnet.models import MemN2NLM
-from keras_memnet.models import memn2n_lm
+from keras_memnet.utils import model_inputs
 
 
 class Batches(keras.utils.PyDataset):
@@ -73,17 +73,17 @@ def main():
     )
     model.compile(optimizer="sgd")
     checker = (
-        "_with_id_checks"
+        "with_id_checks"
         if args.source == "tf.data"
-        else "_with_python_id_checks"
+        else "with_python_id_checks"
     )
-    with_checks = getattr(memn2n_lm, checker)
+    with_checks = getattr(model_inputs, checker)
     if args.source == "pydataset":
         dataset = Batches(ids, targets, args.batch_size)
 
     def fit(checks):
         setattr(
-            memn2n_lm,
+            model_inputs,
             checker,
             with_checks if checks else lambda data, *args: data,
         )

@@ -82,6 +82,12 @@ def parse_args(argv=None):
     parser.add_argument("--memory-size", type=int, default=100)
     parser.add_argument("--embedding-dim", type=int, default=150)
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=128,
+        help="MemN2NLM's rows per batch (default: 128)",
+    )
+    parser.add_argument(
         "--dropout",
         type=float,
         default=0.4,
@@ -291,7 +297,7 @@ def train_memn2n(corpus, hops, minutes, args):
     )
     options = {"optimizer": args.optimizer} if args.optimizer else {}
     recipe = make_recipe(
-        batch_size=128,
+        batch_size=args.batch_size,
         sequence_length=None if window_form else args.sequence_length,
         learning_rate=args.lr,
         **options,

@@ -20,9 +20,12 @@ test characters: those from position `memory_size` on, each with the
 `memory_size` characters before it available as context (the LSTM reads
 them as a burn-in).
 
-The memory network trains with `keras_memnet.recipes.MemN2NLMRecipe`
-(global gradient-norm clipping and plateau annealing of the learning rate)
-with Adam at 2e-3 by default: in pilots of 300 steps, the recipe's SGD
+The memory network trains by default with the package's default recipe,
+`keras_memnet.recipes.MemN2NLMRecipe()` (Adam at 2e-3, the global gradient
+norm clipped at 1, the rate halved on a validation plateau), in the shape
+of the shipped character preset (8 hops, memory 50, 100 dimensions);
+`--recipe paper` gives the paper's clipping and annealing with
+`--optimizer`'s rate. In pilots of 300 steps, the recipe's SGD
 (1.28 on the mean loss) and Adam on plain windows both stayed at the
 unigram level (about 4.1 BPC), the earlier study's failure. What made it
 learn is short contexts: a share of the training targets sees only the
@@ -45,15 +48,15 @@ sequence form's default rows of 798 targets give too few Adam steps. Use
   `f > 0` (`short_context=True`) the first `M - 1` inputs of every row are
   padded, so a row's first `M - 1` targets see 1, 2, ..., `M - 1` real
   characters and the rest their full `M`: `f = (M - 1) / T`, so the
-  fraction sets `T = round((M - 1) / f)` (798 for `M = 400`, `f = 0.5`)
+  fraction sets `T = round((M - 1) / f)` (98 for `M = 50`, `f = 0.5`)
   unless `--sequence-length` is given (then the fraction is only an on/off
   switch and the effective one, `(M - 1) / T`, is printed). The short
   lengths are uniform on 1..M-1 here, log-uniform in the window form.
   Rows per batch: per hop the sequence form holds a `(batch, T, M + T - 1)`
   float32 score tensor (and its softmax, kept for the backward pass); the
   default batch is the largest power of two up to 128 that keeps it under
-  100 MB, 16 for `M = 400`, `T = 798` (16 * 798 * 1197 * 4 bytes = 61 MB;
-  12,768 targets per step).
+  100 MB: 128 for `M = 50`, `T = 98` (128 * 98 * 147 * 4 bytes = 7 MB;
+  12,544 targets per step), 16 for `M = 400`, `T = 798` (61 MB).
 - `window`: one `M`-character window per row, 128 rows a batch, half of
   each batch's contexts cut to a random log-uniform length
   (`RandomWindows`; `make_windows` with `--short-context-fraction 0`), as
@@ -268,8 +271,9 @@ def parse_args(argv=None):
         default="memn2n,lstm",
         help="comma-separated subset of memn2n,lstm",
     )
-    parser.add_argument("--hops", type=int, default=12)
-    parser.add_argument("--memory-size", type=int, default=400)
+    # The shipped character preset's shape (docs/RESULTS.md, `c_m50`).
+    parser.add_argument("--hops", type=int, default=8)
+    parser.add_argument("--memory-size", type=int, default=50)
     parser.add_argument("--embedding-dim", type=int, default=100)
     parser.add_argument(
         "--form",
@@ -287,7 +291,7 @@ def parse_args(argv=None):
         help="targets per training row T (sequence form "
         "only); default: round((M-1) / "
         "--short-context-fraction), so that fraction of the "
-        "targets gets short contexts (798 for M=400 and 0.5;"
+        "targets gets short contexts (98 for M=50 and 0.5;"
         " 2(M-1) with the fraction 0)",
     )
     parser.add_argument(
@@ -307,7 +311,15 @@ def parse_args(argv=None):
         "windows (window form); in the sequence form the "
         "largest power of two up to 128 that keeps one "
         "hop's (batch, T, M+T-1) float32 scores under 100 "
-        "MB (16 for M=400, T=798: 61 MB)",
+        "MB (128 for M=50, T=98: 7 MB)",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=("default", "paper"),
+        default="default",
+        help="CharMemN2N's recipe: the package's default (MemN2NLMRecipe()) "
+        "or the paper's clipping and annealing "
+        "(MemN2NLMRecipe.paper(optimizer=...)); default: default",
     )
     parser.add_argument(
         "--optimizer", choices=MemN2NLMRecipe.OPTIMIZERS, default="adam"
@@ -672,37 +684,41 @@ def main(argv=None):
 
     if "memn2n" in args.models:
         sequence_form = args.form == "sequence"
-        if sequence_form and args.optimizer != "sgd":
-            # Adam (and Adagrad) keep the window form's clip on the mean
-            # gradient, 50/128. The recipe's sequence conversion would clip
-            # at 50 / (batch * T) (0.0039 at 16 rows of 798), about 100
-            # times lower: a mean over ~100 times more targets is less
-            # noisy, but its norm is not ~100 times smaller, so nearly
-            # every step would be clipped hard, which for Adam means
-            # normalised gradients, not the window run's optimizer. At
-            # 50/128 the clip stays a guard against outliers, as in the
-            # window form. The learning rate (--lr, 2e-3) needs no
-            # per-target scaling for Adam: the loss is a mean either way.
-            # `summed_max_norm` is the clip on the summed loss of a step's
-            # batch * T targets; this value makes the mean-loss clip
-            # (`recipe.max_norm`) exactly 50/128.
-            summed_max_norm = (
-                WINDOW_MAX_NORM * args.batch_size * args.sequence_length
+        sequence_length = args.sequence_length if sequence_form else None
+        if args.recipe == "default":
+            # The package's default recipe (Adam, the global norm clipped at
+            # 1, the rate halved on a plateau), as the presets trained.
+            recipe = MemN2NLMRecipe(
+                batch_size=args.batch_size,
+                sequence_length=sequence_length,
+                optimizer=args.optimizer,
+                learning_rate=args.lr,
             )
         else:
-            # The window form, and SGD in the sequence form: the recipe's
-            # own conversion (the paper's 50 on the summed loss; for SGD the
-            # paper's step per target, see `MemN2NLMRecipe`; long rows may
-            # need a smaller --lr).
-            summed_max_norm = 50.0
-        # The paper's clipping and annealing, with --optimizer's rate.
-        recipe = MemN2NLMRecipe.paper(
-            batch_size=args.batch_size,
-            sequence_length=args.sequence_length if sequence_form else None,
-            summed_max_norm=summed_max_norm,
-            optimizer=args.optimizer,
-            learning_rate=args.lr,
-        )
+            if sequence_form and args.optimizer != "sgd":
+                # Adam (and Adagrad) keep the window form's clip on the
+                # mean gradient, 50/128: the recipe's sequence conversion
+                # would clip at 50 / (batch * T), about 100 times lower, so
+                # nearly every step would be clipped hard, which for Adam
+                # means normalised gradients. `summed_max_norm` is the clip
+                # on the summed loss of a step's batch * T targets; this
+                # value makes the mean-loss clip exactly 50/128.
+                summed_max_norm = (
+                    WINDOW_MAX_NORM * args.batch_size * args.sequence_length
+                )
+            else:
+                # The window form, and SGD in the sequence form: the
+                # recipe's own conversion (the paper's 50 on the summed
+                # loss; for SGD the paper's step per target).
+                summed_max_norm = 50.0
+            # The paper's clipping and annealing, with --optimizer's rate.
+            recipe = MemN2NLMRecipe.paper(
+                batch_size=args.batch_size,
+                sequence_length=sequence_length,
+                summed_max_norm=summed_max_norm,
+                optimizer=args.optimizer,
+                learning_rate=args.lr,
+            )
         print(
             f"\nCharMemN2N: {args.hops} hops, memory {memory_size}, "
             f"{args.embedding_dim} dims, {parameters:,} parameters; "

@@ -20,6 +20,9 @@ The subpackages mirror keras-hub's layout:
 - `keras_memnet.distribution`: training on several devices and machines
   through Keras's own engines (`distribution_scope`,
   `data_parallel_engine`, `model_parallel_engine`).
+- `keras_memnet.visualization`: heatmaps of what each memory hop reads
+  (`plot_memory_attention`) and of a translator's attention
+  (`plot_translation_attention`); needs the `plots` extra (matplotlib).
 """
 
 from keras_memnet import callbacks
@@ -32,4 +35,5 @@ from keras_memnet import presets
 from keras_memnet import recipes
 from keras_memnet import saving
 from keras_memnet import tokenizers
+from keras_memnet import visualization
 from keras_memnet.version import __version__

@@ -6,8 +6,10 @@ study's protocol with the default recipe (`MemN2NLMRecipe()`; `--recipe
 paper` for the paper's), prints perplexities and sample continuations, and
 saves a `.keras` file. `keras-memnet generate` continues
 a prompt with a saved model or a shipped preset, `keras-memnet evaluate`
-scores a text file, and `keras-memnet presets` lists the shipped presets
-with their measured figures.
+scores a text file, `keras-memnet translate` translates English into
+French with a translator preset, `keras-memnet explain` draws what each
+memory hop reads along a prompt, and `keras-memnet presets` lists the
+shipped presets with their measured figures.
 """
 
 import argparse
@@ -238,6 +240,82 @@ def build_parser():
     )
     evaluate.add_argument("--batch-size", type=int, default=16)
 
+    explain = commands.add_parser(
+        "explain",
+        help="draw what each memory hop of a language model reads along a "
+        "prompt: one heatmap per hop, saved as a picture",
+    )
+    _add_model_arguments(explain)
+    explain.add_argument(
+        "--prompt",
+        required=True,
+        help="the text to read; each of its tokens is predicted from the "
+        "ones before it, and one more after it",
+    )
+    explain.add_argument(
+        "--output",
+        default="attention.png",
+        help="where to write the picture: a .png, .svg or .pdf file in an "
+        "existing, writable directory (default: attention.png)",
+    )
+    explain.add_argument(
+        "--max-tokens",
+        type=int,
+        default=20,
+        help="draw the last this many predictions along the prompt "
+        "(default: 20)",
+    )
+    explain.add_argument(
+        "--hops",
+        type=int,
+        nargs="+",
+        default=None,
+        help="the hops to draw, counted from 1 (default: all)",
+    )
+    explain.add_argument(
+        "--dpi",
+        type=int,
+        default=100,
+        help="dots per inch of a .png (default: 100)",
+    )
+
+    translate = commands.add_parser(
+        "translate",
+        help="translate English sentences into French with a translator "
+        "preset or .keras file, one translation per line",
+    )
+    _add_model_arguments(translate)
+    translate.add_argument(
+        "text",
+        nargs="*",
+        help="the sentences to translate, one per argument; none, or '-', "
+        "reads them from standard input, one per line",
+    )
+    translate.add_argument(
+        "--beams",
+        type=int,
+        default=5,
+        help="beam width of the search; 1 decodes greedily (default: 5)",
+    )
+    translate.add_argument(
+        "--replace-unknown",
+        action="store_true",
+        help="replace each <unk> of a translation by the source word that "
+        "the attention weighs most at that step (Luong et al., 2015)",
+    )
+    translate.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="sentences decoded together (default: 64)",
+    )
+    translate.add_argument(
+        "--allow-unknown-sources",
+        action="store_true",
+        help="translate a sentence even if none of its words is in the "
+        "source vocabulary (by default that is an error)",
+    )
+
     commands.add_parser(
         "presets", help="list the shipped presets and their figures"
     )
@@ -329,6 +407,11 @@ def check_output_path(output):
             f"--output {output!r} must end with .keras (the format that "
             "`keras-memnet generate` loads)."
         )
+    check_writable_file(output)
+
+
+def check_writable_file(output):
+    """Refuses an --output that is a directory or cannot be created."""
     if os.path.isdir(output):
         raise ValueError(f"--output {output!r} is a directory.")
     directory = os.path.dirname(os.path.abspath(output))
@@ -452,6 +535,12 @@ def train(args):
 
 def generate(args):
     model = _load(args)
+    if not hasattr(model, "generate"):
+        raise ValueError(
+            "`generate` continues text with a language model; this is a "
+            f"{type(model).__name__}. Translators translate with "
+            "`keras-memnet translate`."
+        )
     samplers = args.sampler or ["greedy", "random"]
     labels = {"greedy": "ML", "random": "RC"}
     print(f"Prompt: {args.prompt}")
@@ -502,6 +591,164 @@ def evaluate(args):
     return 0
 
 
+def explain(args):
+    import numpy as np
+
+    from keras_memnet.models import MemN2NLM
+    from keras_memnet.utils.arguments import check_int
+    from keras_memnet.visualization import check_hops
+    from keras_memnet.visualization import plot_memory_attention
+    from keras_memnet.visualization import require_matplotlib
+
+    # Everything that needs no model is checked before loading one.
+    if not args.prompt.strip():
+        raise ValueError("--prompt is empty: give at least one word.")
+    check_int("--max-tokens", args.max_tokens, minimum=1)
+    check_int("--dpi", args.dpi, minimum=10, maximum=1000)
+    check_picture_path(args.output)
+    try:
+        require_matplotlib()
+    except ImportError as error:
+        raise ValueError(str(error)) from None
+    model = _load(args)
+    if not isinstance(model, MemN2NLM):
+        raise ValueError(
+            "`explain` draws a language model's memory attention; this is "
+            f"a {type(model).__name__}. For a translator, use keras_memnet."
+            "visualization.plot_translation_attention."
+        )
+    hops = check_hops(args.hops, model.hops, name="--hops")
+    figure = plot_memory_attention(
+        model, args.prompt, hops=hops, max_predictions=args.max_tokens
+    )
+    # The figures printed are those of the prediction after the prompt.
+    attention = model.memory_attention(args.prompt)
+    names = model.vocabulary.tokens if model.vocabulary is not None else None
+
+    def name(token_id):
+        return str(token_id) if names is None else repr(names[token_id])
+
+    weights, memory_ids = attention["weights"][-1], attention["memory_ids"][-1]
+    print(f"Prompt: {args.prompt}")
+    print(f"Next token, most likely: {name(attention['predicted_ids'][-1])}")
+    for hop in hops:
+        top = np.argsort(weights[hop - 1])[::-1][:3]
+        # Slot memory_size - 1 is the token just read: 1 back.
+        read = ", ".join(
+            f"{name(memory_ids[slot])} ({model.memory_size - slot} back) "
+            f"{weights[hop - 1, slot]:.2f}"
+            for slot in top
+            if weights[hop - 1, slot] > 0
+        )
+        recent = weights[hop - 1, -5:].sum()
+        print(
+            f"  hop {hop}: {recent:.0%} on the last 5 tokens; reads most: "
+            f"{read}"
+        )
+    figure.savefig(args.output, dpi=args.dpi)
+    print(f"Wrote {args.output}")
+    return 0
+
+
+PICTURE_FORMATS = (".png", ".svg", ".pdf")
+
+
+def check_picture_path(output):
+    """Refuses an --output that cannot take a picture."""
+    if not output.lower().endswith(PICTURE_FORMATS):
+        raise ValueError(
+            f"--output {output!r} must end with .png, .svg or .pdf."
+        )
+    check_writable_file(output)
+
+
+def translate(args):
+    from keras_memnet.models import Seq2SeqTranslator
+    from keras_memnet.tokenizers import tokenize_sentence
+    from keras_memnet.utils.arguments import check_int
+
+    check_int("--beams", args.beams, minimum=1)
+    check_int("--batch-size", args.batch_size, minimum=1)
+    # The kind of model is checked before its weights are read.
+    _check_model_class(args, Seq2SeqTranslator, "translate", "a translator")
+    if not args.text or args.text == ["-"]:
+        where = "line"
+        texts = sys.stdin.read().splitlines()
+        if not texts:
+            raise ValueError(
+                "No sentences to translate: give them as arguments, or one "
+                "per line on standard input."
+            )
+    elif "-" in args.text:
+        raise ValueError(
+            "'-' (read standard input) must be the only sentence argument."
+        )
+    else:
+        where, texts = "argument", args.text
+    for number, text in enumerate(texts, 1):
+        if not tokenize_sentence(text):
+            raise ValueError(
+                f"Sentence {where} {number} is empty: give one sentence "
+                f"per {where}. Received: {text!r}"
+            )
+    model = _load(args)
+    if not isinstance(model, Seq2SeqTranslator):
+        raise ValueError(
+            "`translate` needs a translator (a Seq2SeqTranslator); this is "
+            f"a {type(model).__name__}. Language models continue text with "
+            "`keras-memnet generate`."
+        )
+    if args.replace_unknown and not model.attention_hops:
+        raise ValueError(
+            "--replace-unknown needs a translator with attention; this one "
+            "was built with attention_hops=0."
+        )
+    try:
+        translations = model.translate(
+            texts,
+            sampler="greedy" if args.beams == 1 else "beam",
+            num_beams=args.beams,
+            batch_size=args.batch_size,
+            replace_unknown=args.replace_unknown,
+            allow_unknown_sources=args.allow_unknown_sources,
+        )
+    except ValueError as error:
+        raise ValueError(
+            str(error).replace(
+                "pass `allow_unknown_sources=True`", "--allow-unknown-sources"
+            )
+        ) from None
+    for translation in translations:
+        print(translation)
+    return 0
+
+
+def _check_model_class(args, cls, command, kind):
+    """Refuses a preset of another kind from its metadata, before loading
+    its weights (a .keras file is checked once loaded)."""
+    if args.preset is None:
+        return
+    from keras_memnet.presets.layout import METADATA_FILE
+    from keras_memnet.presets.layout import read_preset_json
+    from keras_memnet.presets.preset_location import resolve_preset
+
+    if "://" in args.preset:
+        return  # Checked once downloaded, by load_preset.
+    class_name = read_preset_json(
+        resolve_preset(args.preset), METADATA_FILE
+    ).get("class_name")
+    if class_name != cls.__name__:
+        other = (
+            " Language models continue text with `keras-memnet generate`."
+            if class_name in ("MemN2NLM", "CharMemN2N")
+            else ""
+        )
+        raise ValueError(
+            f"`{command}` needs {kind} ({cls.__name__}); the preset "
+            f"{args.preset!r} holds a {class_name}.{other}"
+        )
+
+
 def presets(args):
     from keras_memnet.presets import list_presets
 
@@ -511,6 +758,16 @@ def presets(args):
             shown = (
                 f"test perplexity {figures['test_perplexity']:.1f} "
                 f"({figures['test_bits_per_token']:.3f} bits per token)"
+            )
+        elif "bleu" in figures:
+            decoding = (
+                figures.get("headline", "bleu_")[len("bleu_") :]
+                .replace("beam", "beam ")
+                .replace("_unk_replaced", ", <unk> replaced")
+            )
+            shown = (
+                f"BLEU {figures['bleu']:.2f} on {figures['test_sources']} "
+                f"held-out sentences ({decoding})"
             )
         else:
             shown = "configuration only, no weights"
@@ -526,6 +783,8 @@ COMMANDS = {
     "train": train,
     "generate": generate,
     "evaluate": evaluate,
+    "translate": translate,
+    "explain": explain,
     "presets": presets,
 }
 

@@ -57,11 +57,11 @@ def distribution_scope(distribute="data-parallel", devices=None, model=None):
     """A scope in which models are built and trained on several devices.
 
     Build, compile, `fit` and `evaluate` the model inside the scope; it
-    yields the number of replicas that share each batch, by which the
-    global batch size must be divisible (a partial last batch is split
-    unevenly on TensorFlow, and refused by JAX: drop it when training, as
-    `Corpus.windows(..., drop_remainder=True)` does, and pad it for
-    evaluation with weight-0 rows).
+    yields the number of replicas that share each batch. The package's
+    models train there on any batches, partial ones included, with the
+    losses of one device (`keras_memnet.utils.model_inputs`); other models
+    need batches that divide by the replicas (JAX refuses others, and
+    TensorFlow weighs the rows of an uneven split unevenly).
 
     Args:
         distribute: `"data-parallel"` (default): the backend's data-parallel

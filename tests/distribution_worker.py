@@ -125,15 +125,11 @@ def _first_shard(variable):
 
 
 def one_device():
-    """The one-device reference engine: none on JAX; on TensorFlow a
-    `MirroredStrategy` of one device, because under any strategy Keras
-    draws one batch of the training data before `fit` starts, so every
-    epoch of a `Corpus` dataset draws the order of the next epoch."""
-    if keras.config.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    return tf.distribute.MirroredStrategy(["/cpu:0"])
+    """The one-device reference engine: none. (On TensorFlow a strategy
+    of one device once stood in, because Keras drew one batch of the
+    training data before `fit` started; the models now build from the
+    data's spec instead, so each epoch draws the order one device does.)"""
+    return None
 
 
 class KerasCrossEntropy(keras.losses.Loss):

@@ -11,6 +11,7 @@ Without that variable it checks that the table there is current.
 """
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -117,6 +118,26 @@ def tiny_translator():
     )
     model(model.encode_pairs(pairs)[0])
     return model
+
+
+def saved_translator(directory):
+    tiny_translator().save(directory / "translator.keras")
+
+
+def translate_stdin(text, *argv):
+    """`keras-memnet translate ARGV` reading `text` on standard input."""
+
+    def run(tmp):
+        stdin = sys.stdin
+        sys.stdin = io.StringIO(text)
+        try:
+            return main(
+                ["translate", *(a.replace("{tmp}", str(tmp)) for a in argv)]
+            )
+        finally:
+            sys.stdin = stdin
+
+    return run
 
 
 def pairs_file(name, content):
@@ -252,6 +273,53 @@ CASES = [
         ],
     ),
     (
+        'explain --prompt ""',
+        ["explain", "--preset", "memn2n_text8_12m", "--prompt", ""],
+    ),
+    (
+        "explain --preset no_such_preset",
+        ["explain", "--preset", "no_such_preset", "--prompt", "a"],
+    ),
+    (
+        "explain --model /nonexistent.keras",
+        ["explain", "--model", "{tmp}/nonexistent.keras", "--prompt", "a"],
+    ),
+    (
+        "explain --model a translator's .keras file",
+        ["explain", "--model", "{tmp}/translator.keras", "--prompt", "a"],
+        lambda tmp: tiny_translator().save(tmp / "translator.keras"),
+    ),
+    (
+        "explain --output attention.jpg",
+        [
+            "explain",
+            "--model",
+            "{tmp}/model.keras",
+            "--prompt",
+            "1 2",
+            "--output",
+            "attention.jpg",
+        ],
+        saved_model,
+    ),
+    (
+        "explain --hops 5 (a model of 1 hop)",
+        [
+            "explain",
+            "--model",
+            "{tmp}/model.keras",
+            "--prompt",
+            "1 2",
+            "--hops",
+            "5",
+        ],
+        saved_model,
+    ),
+    (
+        "MemN2NLM.memory_attention: no token ids",
+        lambda tmp: tiny_model().memory_attention(np.array([], "int32")),
+    ),
+    (
         "MemN2NLM.fit: an id >= vocabulary_size (NumPy)",
         lambda tmp: fit(ids(high=VOCABULARY_SIZE + 5) + 5, ids()[:, 0]),
     ),
@@ -325,6 +393,45 @@ CASES = [
     (
         "Seq2SeqTranslator.translate: a source made only of unknown words",
         lambda tmp: tiny_translator().translate(["i am here", "zorg blix"]),
+    ),
+    (
+        "translate --preset char_memn2n_text8 (a language model)",
+        ["translate", "--preset", "char_memn2n_text8", "I am here."],
+    ),
+    (
+        "translate --model a language model's .keras file",
+        ["translate", "--model", "{tmp}/model.keras", "I am here."],
+        saved_model,
+    ),
+    (
+        "translate --preset no_such_preset",
+        ["translate", "--preset", "no_such_preset", "I am here."],
+    ),
+    (
+        'translate "I am here." "" (an empty sentence)',
+        ["translate", "--model", "{tmp}/translator.keras", "I am here.", ""],
+        saved_translator,
+    ),
+    (
+        "translate: an empty line on standard input",
+        translate_stdin(
+            "i am here\n\nyou are here\n",
+            "--model",
+            "{tmp}/translator.keras",
+        ),
+        saved_translator,
+    ),
+    (
+        "translate --beams 0",
+        [
+            "translate",
+            "--model",
+            "{tmp}/translator.keras",
+            "--beams",
+            "0",
+            "i am here",
+        ],
+        saved_translator,
     ),
     (
         "translate_fra_eng.py --save into a path that cannot be written "

@@ -244,19 +244,20 @@ def test_example_forms_parse():
     sys.path.insert(0, str(REPO_ROOT / "examples"))
     import train_char_memn2n as example
 
-    # The sequence form by default: T = round((M - 1) / 0.5), so half of
-    # the targets get short contexts, and the largest power-of-two batch
-    # whose per-hop scores stay under 100 MB.
+    # The sequence form by default, in the character preset's shape
+    # (memory 50): T = round((M - 1) / 0.5), so half of the targets get
+    # short contexts, and the largest power-of-two batch up to 128 whose
+    # per-hop scores stay under 100 MB.
     args = example.parse_args([])
-    assert (args.form, args.sequence_length, args.batch_size) == (
-        "sequence",
-        798,
-        16,
-    )
-    assert args.batch_size * 798 * (400 + 798 - 1) * 4 < 100 * 10**6
+    assert (args.form, args.memory_size) == ("sequence", 50)
+    assert (args.sequence_length, args.batch_size) == (98, 128)
     assert example.short_fraction(args) == 0.5
     args = example.parse_args(["--short-context-fraction", "0.25"])
-    assert args.sequence_length == 1596
+    assert args.sequence_length == 196
+    # A long memory shrinks the batch to keep the scores under 100 MB.
+    args = example.parse_args(["--memory-size", "400"])
+    assert (args.sequence_length, args.batch_size) == (798, 16)
+    assert args.batch_size * 798 * (400 + 798 - 1) * 4 < 100 * 10**6
     args = example.parse_args(["--fast"])
     assert (args.form, args.sequence_length) == ("sequence", 62)
     args = example.parse_args(["--form", "window"])

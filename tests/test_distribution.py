@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.worker_process import run_worker_process
+
 WORKER = Path(__file__).with_name("distribution_worker.py")
 TOLERANCE = 1e-4
 TIMEOUT = 300
@@ -56,14 +58,9 @@ def run_compare(backend, tmp_path_factory, mode="compare", devices=2):
     extra = {}
     if backend == "jax":
         extra["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    result = subprocess.run(
-        [sys.executable, str(WORKER), mode, str(output)],
-        env=environment(backend, **extra),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
+    run_worker_process(
+        WORKER, [mode, output], environment(backend, **extra), TIMEOUT
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     return load(output)
 
 
@@ -261,14 +258,12 @@ def test_two_jax_processes_match_one_device(tmp_path):
     codes, tails = run_two_jax_processes(tmp_path, "data-parallel")
     for code, tail in zip(codes, tails):
         assert code == 0, tail
-    single = subprocess.run(
-        [sys.executable, str(WORKER), "single", str(tmp_path / "single.npz")],
-        env=environment("jax", XLA_FLAGS=""),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
+    run_worker_process(
+        WORKER,
+        ["single", tmp_path / "single.npz"],
+        environment("jax", XLA_FLAGS=""),
+        TIMEOUT,
     )
-    assert single.returncode == 0, single.stderr[-3000:]
     (s0, w0), (s1, w1) = (
         load(tmp_path / f"worker{index}.npz") for index in range(2)
     )

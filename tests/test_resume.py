@@ -341,8 +341,8 @@ def test_time_limit_budget_carries_over_a_resume(tmp_path):
 TRANSLATE_EXAMPLE = WORKER.parents[1] / "examples" / "translate_fra_eng.py"
 
 
-def tiny_pairs_file(path):
-    """120 made-up English-French pairs, word for word."""
+def tiny_pairs_file(path, count=120):
+    """`count` made-up English-French pairs, word for word."""
     words = {
         "i": "je",
         "you": "tu",
@@ -359,7 +359,7 @@ def tiny_pairs_file(path):
     english = sorted(words)
     rng = np.random.default_rng(0)
     lines = []
-    for _ in range(120):
+    for _ in range(count):
         sentence = list(rng.choice(english, size=rng.integers(2, 6)))
         lines.append(
             " ".join(sentence)

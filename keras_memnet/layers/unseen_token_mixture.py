@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_memnet.utils.arguments import check_float
 from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.model_inputs import check_id_range
 
 # Stands in for -inf (the log-sum-exp over the seen ids, the unigram's log of
 # 0): exp() of it is exactly 0 in float32, and gradients stay finite.
@@ -271,9 +272,6 @@ def _numpy(variable):
 
 def _counts(token_ids, vocabulary_size, name):
     """Occurrences of every id in `token_ids`, checked to be in range."""
-    # Imported here: the models package imports the layers.
-    from keras_memnet.models.memn2n_lm_preprocessor import check_id_range
-
     token_ids = np.asarray(ops.convert_to_numpy(token_ids)).reshape(-1)
     check_id_range(token_ids, vocabulary_size, name)
     return np.bincount(token_ids.astype("int64"), minlength=vocabulary_size)

@@ -228,6 +228,54 @@ class MemN2NBackbone(keras.Model):
             self.memory_dropout.build(memory_shape)
 
     def call(self, token_ids, training=False):
+        state, _ = self._read_memory(token_ids, training=training)
+        return state
+
+    def memory_attention(self, token_ids):
+        """Each hop's attention weights over the memory slots.
+
+        The same hops as `call` (without dropout), returning what each hop
+        reads instead of the final state: hop `k`'s softmax over the
+        `memory_size` slots of each window (the paper's `p`, section 2.1).
+        Slot 0 is the oldest token of a window and slot `memory_size - 1`
+        the most recent, the one just before the predicted token. Padding
+        slots (id 0) get weight 0; every window with a token sums to 1.
+        `keras_memnet.models.MemN2NLM.memory_attention` takes text and
+        labels the slots with their tokens.
+
+        Args:
+            token_ids: int token ids in either form: `(batch,
+                memory_size)` (one window per row) or `(batch, memory_size
+                + T - 1)` (the sequence form, `T` windows per row).
+
+        Returns:
+            A backend tensor `(batch, hops, memory_size)` for the window
+            form, `(batch, T, hops, memory_size)` for the sequence form.
+
+        Example:
+
+        ```python
+        import numpy as np
+        from keras_memnet.models import MemN2NBackbone
+
+        backbone = MemN2NBackbone(
+            vocabulary_size=50, hops=3, memory_size=8, embedding_dim=16
+        )
+        windows = np.random.randint(1, 50, size=(4, 8))
+        backbone.memory_attention(windows).shape  # (4, 3, 8)
+        ids = np.random.randint(1, 50, size=(4, 8 + 5 - 1))
+        backbone.memory_attention(ids).shape  # (4, 5, 3, 8)
+        ```
+        """
+        token_ids = ops.convert_to_tensor(token_ids)
+        _, weights = self._read_memory(
+            token_ids, training=False, return_attention=True
+        )
+        # Hops next to the slots: one `(hops, memory_size)` map per window.
+        return ops.stack(weights, axis=-2)
+
+    def _read_memory(self, token_ids, training=False, return_attention=False):
+        """The hops: the final state, and each hop's weights if asked."""
         num_windows = self._num_windows(token_ids.shape)
         token_ids = ops.cast(token_ids, "int32")
         memory_mask = ops.not_equal(token_ids, 0)
@@ -262,20 +310,27 @@ class MemN2NBackbone(keras.Model):
         state = ops.full(
             state_shape, self.query_value, dtype=self.compute_dtype
         )
+        weights = [] if return_attention else None
         for k in range(self.hops):
             if self.weight_tying == "layerwise":
                 hop, keys, values = self.memory_hops[0], 0, 1
             else:
                 hop, keys, values = self.memory_hops[k], k, k + 1
-            state = hop(
+            outputs = hop(
                 state,
                 memories[keys],
                 memories[values],
                 mask=memory_mask,
                 key_encodings=encodings[keys],
                 value_encodings=encodings[values],
+                return_attention_scores=return_attention,
             )
-        return state
+            if return_attention:
+                state, probabilities = outputs
+                weights.append(probabilities)
+            else:
+                state = outputs
+        return state, weights
 
     def compute_output_shape(self, input_shape):
         num_windows = self._num_windows(input_shape)

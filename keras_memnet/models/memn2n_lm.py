@@ -1,5 +1,3 @@
-import types
-
 import keras
 import numpy as np
 from keras import ops
@@ -14,12 +12,14 @@ from keras_memnet.metrics.perplexity import Perplexity
 from keras_memnet.models.memn2n_backbone import MemN2NBackbone
 from keras_memnet.models.memn2n_lm_preprocessor import MemN2NLMPreprocessor
 from keras_memnet.models.memn2n_lm_preprocessor import check_id_range
-from keras_memnet.models.memn2n_lm_preprocessor import check_target_range
 from keras_memnet.models.memn2n_lm_preprocessor import is_text
 from keras_memnet.presets.preset_mixin import PresetMixin
 from keras_memnet.utils.arguments import check_bool
 from keras_memnet.utils.arguments import check_int
 from keras_memnet.utils.arguments import check_one_of
+from keras_memnet.utils.model_inputs import ModelInputsMixin
+from keras_memnet.utils.model_inputs import input_length
+from keras_memnet.utils.model_inputs import one_device_mean
 
 OUTPUT_MODES = ("softmax", "adaptive")
 # The decoder holds every new token of every row (and beam) in memory.
@@ -27,7 +27,7 @@ MAX_NEW_TOKENS = 10**6
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
-class MemN2NLM(PresetMixin, keras.Model):
+class MemN2NLM(PresetMixin, ModelInputsMixin, keras.Model):
     """End-To-End Memory Network language model.
 
     The word-level language model of Sukhbaatar et al., 2015, "End-To-End
@@ -376,10 +376,12 @@ class MemN2NLM(PresetMixin, keras.Model):
         if reduction == "sum_over_batch_size":
             # As `keras.losses.Loss` does for a mean: under a tf.distribute
             # strategy each replica's mean counts for its share, and the
-            # replicas' gradients are summed.
+            # replicas' gradients are summed; then as the compiled loss is
+            # (`ModelInputsMixin.compute_loss`), made one device's mean.
             loss = loss / ops.cast(
                 ops.shape(nll)[0] * _num_replicas_in_sync(), loss.dtype
             )
+            loss = one_device_mean(loss, y)
         for extra_loss in self.losses:
             loss = loss + ops.cast(
                 self._aggregate_additional_loss(extra_loss), loss.dtype
@@ -412,40 +414,10 @@ class MemN2NLM(PresetMixin, keras.Model):
             return None
         return loss.reduction
 
-    def _checked_data(self, x, y=None, x_name="x", y_name="y"):
-        """Checks token ids and targets; returns `x`.
-
-        Arrays and eager tensors (NumPy, TensorFlow, JAX, PyTorch) are
-        checked here, at once. A `tf.data.Dataset` is returned with checks
-        in its pipeline, a Python generator or a `keras.utils.PyDataset`
-        wrapped to check each batch as it comes, and `_reraise_data_errors`
-        turns their failure into a `ValueError`. Out-of-range ids would
-        otherwise be clamped under XLA and train on wrong tokens, and an
-        out-of-range target turns every weight into NaN.
-        """
-        if _is_dataset(x):
-            return _with_id_checks(x, self.vocabulary_size, x_name)
-        if isinstance(x, (types.GeneratorType, keras.utils.PyDataset)):
-            return _with_python_id_checks(x, self.vocabulary_size, x_name)
-        token_ids = _as_array(x)
-        if token_ids is not None:
-            self.backbone._check_input_shape(token_ids.shape)
-            check_id_range(token_ids, self.vocabulary_size, x_name)
-        targets = _as_array(y)
-        if targets is not None:
-            check_target_range(targets, self.vocabulary_size, y_name)
-        return x
-
-    def _checked_validation_data(self, validation_data):
-        if isinstance(validation_data, (list, tuple)) and validation_data:
-            x = self._checked_data(
-                validation_data[0],
-                validation_data[1] if len(validation_data) > 1 else None,
-                "validation_data[0]",
-                "validation_data[1]",
-            )
-            return (x, *validation_data[1:])
-        return self._checked_data(validation_data, x_name="validation_data")
+    def _input_id_checks(self):
+        # `fit`, `evaluate` and `predict` check ids, targets and the input
+        # length (`keras_memnet.utils.model_inputs`).
+        return self.vocabulary_size, self.backbone._check_input_shape
 
     def compile(
         self,
@@ -512,30 +484,21 @@ class MemN2NLM(PresetMixin, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        x = self._checked_data(x, y)
         self._use_functions_for_length(x)
         validation_data = kwargs.get("validation_data")
-        if validation_data is not None:
-            validation_data = self._checked_validation_data(validation_data)
-            kwargs["validation_data"] = validation_data
         if isinstance(validation_data, (list, tuple)) and validation_data:
             validation_data = validation_data[0]
         if validation_data is not None:
             self._use_functions_for_length(validation_data, "test_function")
-        with _reraise_data_errors():
-            return super().fit(x, y, *args, **kwargs)
+        return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        x = self._checked_data(x, y)
         self._use_functions_for_length(x, "test_function")
-        with _reraise_data_errors():
-            return super().evaluate(x, y, *args, **kwargs)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        x = self._checked_data(x)
         self._use_functions_for_length(x, "predict_function")
-        with _reraise_data_errors():
-            return super().predict(x, *args, **kwargs)
+        return super().predict(x, *args, **kwargs)
 
     def _use_functions_for_length(self, x, *names):
         """Drops compiled functions traced for another input length.
@@ -544,7 +507,7 @@ class MemN2NLM(PresetMixin, keras.Model):
         TensorFlow retraces a function for a second length with that length
         unknown, so a new function is made for each new length instead.
         """
-        length = _input_length(x)
+        length = input_length(x)
         lengths = self.__dict__.setdefault("_function_lengths", {})
         for name in names or ("train_function", "test_function"):
             if length is not None and lengths.get(name, length) != length:
@@ -590,6 +553,120 @@ class MemN2NLM(PresetMixin, keras.Model):
             "perplexity": value,
             "bits_per_token": float(np.log2(value)),
             "targets": int(weights.sum()),
+        }
+
+    def memory_attention(self, text_or_ids, sequence_length=100, batch_size=16):
+        """What each hop reads, for every prediction along a text.
+
+        The model reads the text as when generating: prediction `i` is made
+        after token `i`, from the `memory_size` tokens ending there (fewer
+        at the start of the text, the rest padding), so a text of `n`
+        tokens gives `n` predictions, the last one the token after the
+        text. For each, every hop's attention over the memory slots is
+        returned (`MemN2NBackbone.memory_attention`), with the tokens in
+        those slots and the model's most likely next token. Computed in the
+        sequence form, `batch_size` rows of `sequence_length` predictions
+        at a time; `keras_memnet.visualization.plot_memory_attention` draws
+        it.
+
+        Args:
+            text_or_ids: a string (needs `vocabulary`; unknown words count
+                as its `<unk>`) or 1-D int token ids, with at least one
+                token that is not padding.
+            sequence_length: int >= 1, predictions computed per row.
+            batch_size: int >= 1, rows per step.
+
+        Returns:
+            A dict, one entry per prediction `i` in `[0, n)`:
+
+            - `"weights"`: float32 `(n, hops, memory_size)`.
+              `weights[i, k, j]` is hop `k + 1`'s weight on slot `j`: slot
+              `memory_size - 1` holds token `i`, the most recent, and slot
+              `memory_size - 1 - d` the token `d` places before it (slot 0
+              the oldest, as in the model's input). Slots before the start
+              of the text are padding and weigh 0; each hop's weights sum
+              to 1.
+            - `"memory_ids"`: int32 `(n, memory_size)`, the token id in
+              each slot (0 for padding).
+            - `"token_ids"`: int32 `(n,)`, the text's ids.
+            - `"predicted_ids"`: int32 `(n,)`, the most likely token after
+              token `i` (padding left out).
+            - `"tokens"`: the text's `n` tokens as strings (`None` without
+              a `vocabulary`).
+
+        Example:
+
+        ```python
+        from keras_memnet.models import MemN2NLM
+
+        model = MemN2NLM.from_preset("memn2n_text8_12m")
+        attention = model.memory_attention("the history of the city")
+        attention["weights"].shape  # (5, 6, 100): 5 predictions, 6 hops
+        # Hop 1's weights on the 5 words, when predicting the next one.
+        attention["weights"][-1, 0, -5:]
+        model.vocabulary.id_to_token(attention["predicted_ids"][-1])
+        ```
+        """
+        sequence_length = check_int(
+            "sequence_length", sequence_length, minimum=1
+        )
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        if isinstance(text_or_ids, str):
+            token_ids = self.preprocessor.encode(text_or_ids)
+        else:
+            token_ids = np.asarray(text_or_ids)
+            integer = np.issubdtype(token_ids.dtype, np.integer)
+            if token_ids.ndim != 1 or not (integer or token_ids.size == 0):
+                raise ValueError(
+                    "`text_or_ids` must be a string or 1-D integer token "
+                    f"ids. Received: text_or_ids={text_or_ids!r:.80}"
+                )
+        if not np.any(token_ids != 0):
+            raise ValueError(
+                "`text_or_ids` holds no token (or only padding): give at "
+                f"least one word. Received: text_or_ids={text_or_ids!r:.80}"
+            )
+        check_id_range(token_ids, self.vocabulary_size, "text_or_ids")
+        token_ids = token_ids.astype("int32")
+        memory, count = self.memory_size, len(token_ids)
+        # `memory - 1` zeros first: window `i` (ending at token `i`) then
+        # starts at position `i`, and row `r` holds windows `[r T, r T + T)`.
+        steps = min(sequence_length, count)
+        num_rows = -(-count // steps)
+        padded = np.zeros(num_rows * steps + memory - 1, "int32")
+        padded[memory - 1 : memory - 1 + count] = token_ids
+        rows = padded[
+            np.arange(num_rows)[:, None] * steps + np.arange(steps + memory - 1)
+        ]
+        weights, predicted_ids = [], []
+        for start in range(0, num_rows, batch_size):
+            batch = rows[start : start + batch_size]
+            attention = self.backbone.memory_attention(batch)
+            weights.append(
+                ops.convert_to_numpy(
+                    ops.reshape(attention, (-1, self.hops, memory))
+                )
+            )
+            # Called directly, not through `predict`, as in
+            # `adapt_unseen_mixture`; id 0 (padding) is never a prediction.
+            logits = self(batch, training=False)
+            logits = ops.reshape(logits, (-1, self.vocabulary_size))
+            predicted_ids.append(
+                ops.convert_to_numpy(ops.argmax(logits[:, 1:], axis=-1) + 1)
+            )
+        names = None if self.vocabulary is None else self.vocabulary.tokens
+        return {
+            "weights": np.concatenate(weights)[:count].astype("float32"),
+            "memory_ids": padded[np.arange(count)[:, None] + np.arange(memory)],
+            "token_ids": token_ids,
+            "predicted_ids": np.concatenate(predicted_ids)[:count].astype(
+                "int32"
+            ),
+            "tokens": (
+                None
+                if names is None
+                else [names[i] for i in token_ids.tolist()]
+            ),
         }
 
     def adapt_unseen_mixture(
@@ -878,206 +955,3 @@ def _portable_compile_config(config):
     if "jit_compile" in config:
         config["jit_compile"] = "auto"
     return config
-
-
-_ID_CHECK_TAG = "keras_memnet_id_check"
-
-
-def _is_dataset(x):
-    return type(x).__module__.startswith("tensorflow") and hasattr(
-        x, "element_spec"
-    )
-
-
-def _as_array(x):
-    """`x` as a NumPy array if it is an array, a list or an eager tensor of
-    any backend; `None` for anything else (datasets, generators, dicts,
-    symbolic tensors)."""
-    if x is None or isinstance(x, (dict, str)) or _is_dataset(x):
-        return None
-    if isinstance(x, (np.ndarray, list, tuple)):
-        return np.asarray(x)
-    if not hasattr(x, "__array__") or keras.KerasTensor in type(x).__mro__:
-        return None
-    try:
-        return np.asarray(x)
-    except Exception:
-        return None  # E.g. a symbolic or on-device tensor; not checked.
-
-
-def _with_id_checks(dataset, vocabulary_size, name):
-    """`dataset` with a check of the ids and targets of every batch."""
-    import tensorflow as tf
-
-    spec = dataset.element_spec
-    spec = spec[0] if isinstance(spec, tuple) else spec
-    if isinstance(spec, tf.TensorSpec) and not spec.dtype.is_integer:
-        raise ValueError(
-            f"`{name}` (a tf.data.Dataset) must hold integer token ids. "
-            f"Received dtype {spec.dtype.name}."
-        )
-
-    def check(*element):
-        # `map` passes the parts of an `(x, y, sample_weight)` element.
-        inputs = element[0]
-        checked = [(f"`{name}`", inputs)]
-        if len(element) > 1:
-            checked.append((f"The targets of `{name}`", element[1]))
-        assertions = []
-        for label, tensor in checked:
-            if not isinstance(tensor, tf.Tensor):
-                continue
-            # Two reductions in the ids' own dtype; only scalars are cast.
-            low = tf.cast(tf.reduce_min(tensor), tf.float64)
-            high = tf.cast(tf.reduce_max(tensor), tf.float64)
-            valid = tf.logical_and(low >= 0, high < vocabulary_size)
-            if not tensor.dtype.is_integer:
-                valid = tf.logical_and(
-                    valid, tf.reduce_all(tf.floor(tensor) == tensor)
-                )
-            assertions.append(
-                tf.debugging.Assert(
-                    tf.logical_or(tf.size(tensor) == 0, valid),
-                    [f"{_ID_CHECK_TAG}|{label}|{vocabulary_size}|", low, high],
-                )
-            )
-        with tf.control_dependencies(assertions):
-            element = tf.nest.map_structure(tf.identity, element)
-        return element if len(element) > 1 else element[0]
-
-    return dataset.map(check)
-
-
-def _with_python_id_checks(data, vocabulary_size, name):
-    """A generator or `PyDataset` that checks each batch it gives."""
-    if isinstance(data, keras.utils.PyDataset):
-        # Every batch is checked once before training too: a check that
-        # fails inside `fit` comes after a step on PyTorch (the batches
-        # are read ahead), and on JAX leaves the model without its weights
-        # (Keras has moved them into the training state). The cost is one
-        # extra read of each batch per `fit`.
-        for index in range(data.num_batches or 0):  # None: infinite
-            _check_python_batch(
-                data[index], vocabulary_size, name, "a PyDataset", index
-            )
-        return _CheckedPyDataset(data, vocabulary_size, name)
-
-    def checked():
-        for index, batch in enumerate(data):
-            _check_python_batch(
-                batch, vocabulary_size, name, "a generator", index
-            )
-            yield batch
-
-    return checked()
-
-
-class _CheckedPyDataset(keras.utils.PyDataset):
-    """A `PyDataset` that checks the batches of another."""
-
-    def __init__(self, dataset, vocabulary_size, name):
-        super().__init__(
-            workers=dataset.workers,
-            use_multiprocessing=dataset.use_multiprocessing,
-            max_queue_size=dataset.max_queue_size,
-        )
-        self.dataset = dataset
-        self.vocabulary_size = vocabulary_size
-        self.data_name = name
-
-    def __len__(self):
-        return len(self.dataset)
-
-    @property
-    def num_batches(self):
-        return self.dataset.num_batches
-
-    def __getitem__(self, index):
-        batch = self.dataset[index]
-        _check_python_batch(
-            batch, self.vocabulary_size, self.data_name, "a PyDataset", index
-        )
-        return batch
-
-    def on_epoch_begin(self):
-        self.dataset.on_epoch_begin()
-
-    def on_epoch_end(self):
-        self.dataset.on_epoch_end()
-
-
-def _check_python_batch(batch, vocabulary_size, name, kind, index):
-    """Checks the ids (and targets) of one batch from Python code.
-
-    The failure is also kept for `_reraise_data_errors`: on TensorFlow the
-    batch is read inside `tf.data`, which wraps the `ValueError` in an
-    error of its own.
-    """
-    inputs, targets = batch, None
-    if isinstance(batch, tuple):
-        inputs = batch[0]
-        targets = batch[1] if len(batch) > 1 else None
-    subject = f"`{name}` ({kind}, batch {index})"
-    try:
-        token_ids = _as_array(inputs)
-        if token_ids is not None:
-            check_id_range(token_ids, vocabulary_size, subject=subject)
-        targets = _as_array(targets)
-        if targets is not None:
-            check_target_range(
-                targets, vocabulary_size, subject=f"The targets of {subject}"
-            )
-    except ValueError as error:
-        _reraise_data_errors.python_failure = error
-        raise
-
-
-class _reraise_data_errors:
-    """Turns a failed dataset id check into a clear `ValueError`."""
-
-    # The last failed check of a batch from Python code (a generator or a
-    # PyDataset), whatever thread read it.
-    python_failure = None
-
-    def __enter__(self):
-        _reraise_data_errors.python_failure = None
-        return self
-
-    def __exit__(self, error_type, error, traceback):
-        import re
-
-        failure = _reraise_data_errors.python_failure
-        if error is not None and failure is not None:
-            _reraise_data_errors.python_failure = None
-            if error is failure:
-                return False
-            raise failure from None
-        if error is None or _ID_CHECK_TAG not in str(error):
-            return False
-        match = re.search(
-            # The tag, then the lowest and the highest value as printed.
-            _ID_CHECK_TAG + r"\|([^|]+)\|(\d+)\|[^-\d]*(-?[\d.e+]+)"
-            r"[^-\d]*(-?[\d.e+]+)",
-            str(error),
-        )
-        if match is None:
-            return False
-        label, vocabulary_size, low, high = match.groups()
-        raise ValueError(
-            f"{label} (a tf.data.Dataset) must hold whole-number ids in "
-            f"[0, vocabulary_size={vocabulary_size}). A batch holds values "
-            f"from {float(low):g} to {float(high):g}."
-        ) from None
-
-
-def _input_length(x):
-    """The static length of token ids given as an array or a dataset."""
-    spec = getattr(x, "element_spec", None)
-    if spec is not None:
-        spec = spec[0] if isinstance(spec, tuple) else spec
-        shape = getattr(spec, "shape", None)
-        return None if shape is None or len(shape) != 2 else shape[1]
-    shape = getattr(x, "shape", None)
-    if shape is None or len(shape) != 2:
-        return None
-    return shape[1]

@@ -4,6 +4,7 @@ import numpy as np
 from keras_memnet.tokenizers.vocabulary import Vocabulary
 from keras_memnet.utils.arguments import check_bool
 from keras_memnet.utils.arguments import check_int
+from keras_memnet.utils.model_inputs import check_id_range
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
@@ -222,52 +223,6 @@ def is_text(inputs):
         and len(inputs) > 0
         and all(isinstance(part, str) for part in inputs)
     )
-
-
-def check_id_range(token_ids, vocabulary_size, name="token_ids", subject=None):
-    """Raises `ValueError` unless all ids are integers in
-    `[0, vocabulary_size)`.
-
-    Float ids are refused: a float array truncated to ids hides a mix-up
-    of arrays. `subject` is what the message calls the ids (default
-    `` `name` ``).
-    """
-    subject = subject or f"`{name}`"
-    token_ids = np.asarray(token_ids)
-    if token_ids.size and not np.issubdtype(token_ids.dtype, np.integer):
-        raise ValueError(
-            f"{subject} must hold integer token ids. Received dtype "
-            f"{token_ids.dtype}."
-        )
-    _check_range(token_ids, vocabulary_size, subject, "ids")
-
-
-def check_target_range(targets, vocabulary_size, name="y", subject=None):
-    """Raises `ValueError` unless all targets are whole numbers in
-    `[0, vocabulary_size)` (float arrays of whole numbers pass)."""
-    subject = subject or f"`{name}`"
-    targets = np.asarray(targets)
-    if not targets.size:
-        return
-    if not np.issubdtype(targets.dtype, np.integer):
-        if not np.issubdtype(targets.dtype, np.floating) or not np.all(
-            np.floor(targets) == targets
-        ):
-            raise ValueError(
-                f"{subject} must hold integer target ids. Received dtype "
-                f"{targets.dtype} with values that are not whole numbers."
-            )
-    _check_range(targets, vocabulary_size, subject, "target ids")
-
-
-def _check_range(ids, vocabulary_size, subject, what):
-    if ids.size:
-        low, high = ids.min(), ids.max()
-        if low < 0 or high >= vocabulary_size:
-            raise ValueError(
-                f"{subject} must hold {what} in [0, vocabulary_size="
-                f"{vocabulary_size}). Received {what} from {low} to {high}."
-            )
 
 
 def _integer_ids(name, value, ranks, text=False):

@@ -19,12 +19,13 @@ from keras_memnet.utils.arguments import check_float
 from keras_memnet.utils.arguments import check_int
 from keras_memnet.utils.arguments import check_one_of
 from keras_memnet.utils.initializers import clone_initializer
+from keras_memnet.utils.model_inputs import ModelInputsMixin
 
 SAMPLERS = ("greedy", "beam")
 
 
 @keras.saving.register_keras_serializable(package="keras_memnet")
-class Seq2SeqTranslator(PresetMixin, keras.Model):
+class Seq2SeqTranslator(PresetMixin, ModelInputsMixin, keras.Model):
     """Word-level translation model of Sutskever, Vinyals & Le (2014), by
     default with attention through `MemoryHop` (Luong et al., 2015).
 
@@ -437,7 +438,8 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
             row `t` weighs the source words (in written order) for the
             word predicted after reading `decoder_input_ids[:, t]`. Each
             row sums to 1 over the valid source positions and is 0 on
-            padding.
+            padding. `keras_memnet.visualization.plot_translation_attention`
+            draws them for a sentence, source words against output words.
         """
         if not self.attention_hops:
             raise ValueError(
@@ -457,6 +459,19 @@ class Seq2SeqTranslator(PresetMixin, keras.Model):
             source_ids, decoder_input_ids, training=False
         )
         return ops.convert_to_numpy(weights)
+
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """`keras.Model.quantize`, e.g. `model.quantize("int8")`.
+
+        Keras quantizes the embeddings and the dense layers (output
+        projection, attention output); the LSTMs and the `MemoryHop`s keep
+        their float weights. The compiled decoders of `translate` are
+        dropped, since they read the weights that quantization replaces.
+        A quantized model saves and loads as a preset
+        (`save_to_preset`), not as a `.keras` file.
+        """
+        super().quantize(mode, config=config, filters=filters, **kwargs)
+        self._search_models.clear()
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """`keras.Model.compile`, with the loss defaulting to the token

@@ -36,6 +36,7 @@ RESERVED_METADATA_KEYS = (
     "date_saved",
     "weights",
     "weights_dtype",
+    "quantization",
 )
 
 
@@ -55,6 +56,13 @@ def save_to_preset(
     weights, without optimizer state) and `metadata.json`. See
     `keras_memnet.presets.layout`.
 
+    A model quantized with Keras's own `model.quantize("int8")` is saved
+    quantized: its int8 weights and their scales go into
+    `model.weights.h5`, and `metadata.json`'s `"quantization"` names the
+    quantized layers, their mode and quantization config, so that
+    `load_preset` quantizes the same layers of the rebuilt model before
+    loading the weights (on any backend).
+
     The preset is written into a temporary directory beside `preset_dir`
     and then moved into place, so a failure leaves no half-written preset
     and an existing one intact.
@@ -68,7 +76,8 @@ def save_to_preset(
             directory holding a preset (`config.json`) is replaced.
         weights_dtype: `None` (the variables' dtype), `"float32"`,
             `"float16"` or `"bfloat16"`. Half precision halves the weights
-            file; the weights load back into a float32 model.
+            file; the weights load back into a float32 model. The int8
+            weights of a quantized model stay int8.
         metadata: dict or `None`. JSON-serialisable facts to record in
             `metadata.json`, e.g. the training data, command, seed,
             measured figures and the data's licence.
@@ -156,6 +165,7 @@ def save_to_preset(
         stored_dtype = None
         if include_weights:
             stored_dtype = _write_weights(model, staging_dir, weights_dtype)
+        quantization = _quantization(model)
         write_json(
             os.path.join(staging_dir, METADATA_FILE),
             {
@@ -170,6 +180,7 @@ def save_to_preset(
                 .isoformat(),
                 "weights": include_weights,
                 "weights_dtype": stored_dtype,
+                **({"quantization": quantization} if quantization else {}),
                 **metadata,
             },
         )
@@ -275,6 +286,7 @@ def load_preset(
             f"does not describe a valid model ({error})",
         ) from None
     _build(model)
+    _quantize_like(model, metadata.get("quantization"), preset_dir)
     if has_weights and load_weights:
         try:
             model.load_weights(weights_path)
@@ -308,6 +320,86 @@ def _build(model):
             "class a `build_for_preset()` method."
         )
     model.build(input_shape)
+
+
+def _quantization(model):
+    """What `model.quantize` changed, for `metadata.json`, or `None`.
+
+    A list of `{"layer": path below the model, "mode": ..., "config":
+    the serialized quantization config or None}`, one per quantized layer.
+    """
+    prefix = model.path + "/"
+    layers = []
+    for layer in model._flatten_layers(include_self=False):
+        mode = getattr(layer, "quantization_mode", None)
+        if mode is None:
+            continue
+        config = getattr(layer, "quantization_config", None)
+        layers.append(
+            {
+                "layer": layer.path[len(prefix) :]
+                if layer.path.startswith(prefix)
+                else layer.path,
+                "mode": mode,
+                "config": None
+                if config is None
+                else keras.saving.serialize_keras_object(config),
+            }
+        )
+    return layers or None
+
+
+def _quantize_like(model, quantization, preset_dir):
+    """Quantizes the layers of a rebuilt `model` that `quantization` (the
+    metadata's entry) names, so that the saved int8 weights load."""
+    if quantization is None:
+        return
+    if not isinstance(quantization, list) or not all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("layer"), str)
+        and isinstance(entry.get("mode"), str)
+        for entry in quantization
+    ):
+        raise preset_file_error(
+            preset_dir,
+            METADATA_FILE,
+            "has a 'quantization' entry that is not a list of "
+            "{'layer', 'mode', 'config'}",
+        )
+    prefix = model.path + "/"
+    layers = {
+        layer.path[len(prefix) :]
+        if layer.path.startswith(prefix)
+        else layer.path: layer
+        for layer in model._flatten_layers(include_self=False)
+    }
+    missing = sorted({e["layer"] for e in quantization} - set(layers))
+    if missing:
+        raise preset_file_error(
+            preset_dir,
+            METADATA_FILE,
+            f"names quantized layers that {CONFIG_FILE}'s model does not "
+            f"have: {missing}",
+        )
+    try:
+        for entry in quantization:
+            config = entry.get("config")
+            if config is not None:
+                config = keras.saving.deserialize_keras_object(
+                    config, safe_mode=True
+                )
+            layers[entry["layer"]].quantize(entry["mode"], config=config)
+    except Exception as error:
+        raise preset_file_error(
+            preset_dir,
+            METADATA_FILE,
+            f"describes a quantization that this Keras "
+            f"({keras.__version__}) cannot apply ({error})",
+        ) from None
+    if hasattr(model, "_post_quantize"):
+        # What `Model.quantize` does after its layers: on PyTorch, track
+        # the new variables.
+        model._post_quantize(quantization[0]["mode"])
 
 
 def _preset_input_shape(model):

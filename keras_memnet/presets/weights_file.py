@@ -15,9 +15,11 @@ def copy_weights_file(source_path, target_path, dtype=None):
     """Copies a Keras `.weights.h5` file, leaving out the optimizer state.
 
     With `dtype`, every floating-point weight is stored in that dtype:
-    `"float16"` or `"bfloat16"` halve the file. bfloat16 weights are
-    stored as Keras stores them (2-byte opaque values with a `dtype`
-    attribute), so `model.load_weights` reads them back, and Keras casts
+    `"float16"` or `"bfloat16"` halve the file (a weight with values
+    beyond the dtype's range keeps its own dtype; integer weights, such as
+    those of an int8-quantized layer, are copied unchanged). bfloat16
+    weights are stored as Keras stores them (2-byte opaque values with a
+    `dtype` attribute), so `model.load_weights` reads them back, and Keras casts
     each weight to its variable's dtype when loading, on every backend.
 
     Args:
@@ -74,7 +76,15 @@ def _copy_item(item, target_group, name, dtype):
         np.asarray(value).dtype, np.floating
     )
     if dtype is not None and is_float:
-        value = np.asarray(value).astype(_numpy_dtype(dtype))
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = np.asarray(value).astype(_numpy_dtype(dtype))
+        # A weight that the smaller dtype cannot hold (such as the
+        # quantization scale of an all-zero row, 127 / epsilon) keeps its
+        # own dtype rather than turning into infinity.
+        if np.array_equal(
+            np.isfinite(converted), np.isfinite(np.asarray(value))
+        ):
+            value = converted
     dataset = target_group.create_dataset(name, data=value)
     attributes = {k: v for k, v in item.attrs.items() if k != "dtype"}
     if np.asarray(value).dtype == ml_dtypes.bfloat16:

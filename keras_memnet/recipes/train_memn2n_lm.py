@@ -90,12 +90,7 @@ def train_memn2n_lm(
             device at that batch, clipping included. The partial last
             training batch of an epoch is dropped; evaluation scores every
             target (on JAX its last batch is padded with weight-0 rows,
-            see `keras_memnet.distribution.pad_batches`). Under any
-            TensorFlow strategy Keras draws one training batch before
-            `fit` starts, which advances the datasets' epoch count: each
-            epoch trains on the order one device would draw an epoch
-            later (still a fresh draw every epoch, and a resumed run still
-            matches an uninterrupted one).
+            see `keras_memnet.distribution.pad_batches`).
         unseen_mixture: `"auto"` (default), `True` or `False`. With
             `True` the model gives the vocabulary ids that never occur in
             the training split a share of the probability estimated on the
