@@ -33,11 +33,11 @@ last few characters (`--short-context-fraction`; see `RandomWindows` for
 why). The LSTM trains with Adam on random 100-character sequences.
 
 Two training forms for CharMemN2N (`--form`). Measured at the 20-minute
-budget (docs/RESULTS.md, sections 1 and 1b), the window form scores better
-with the current settings (3.199 against 3.893 bits per character): the
-sequence form's default rows of 798 targets give too few Adam steps. Use
-`--form window` for the better figure, or smaller rows and batches
-(`--sequence-length`, `--batch-size`) to explore the sequence form:
+budget (docs/RESULTS.md, sections 1 and 1b): the window form 3.199 bits
+per character; the sequence form 3.893 with rows of 798 targets and a
+memory of 400 (too few Adam steps), and 2.991 with the current defaults
+(the preset's shape, rows of 98 targets), where the plateau annealing
+stopped the run after 624 s:
 
 - `sequence` (default): `MemN2NLM`'s sequence form. A row holds
   `M + T - 1` characters (`M = --memory-size`, `T = --sequence-length`) and
