@@ -17,6 +17,7 @@ marker file (MARKER_DIR/killed_EPOCH_BATCH) does not exist yet, so running
 the same command again resumes and meets the next point.
 """
 
+import functools
 import os
 import runpy
 import signal
@@ -70,6 +71,7 @@ def run_script(marker_dir, kills, script, *args):
         marker = os.path.join(marker_dir, f"killed_{epoch}_{batch}")
         fit = keras.Model.fit
 
+        @functools.wraps(fit)
         def fit_that_dies(self, *fit_args, callbacks=None, **kwargs):
             callbacks = list(callbacks or []) + [KillAt(marker, epoch, batch)]
             return fit(self, *fit_args, callbacks=callbacks, **kwargs)

@@ -823,6 +823,26 @@ def test_checked_generators_and_pydatasets_still_train():
     assert batches.epochs_ended > 0
 
 
+def test_fit_survives_a_tool_that_wraps_keras_model_fit(monkeypatch):
+    # Profilers and autologgers replace `keras.Model.fit` with a
+    # `(*args, **kwargs)` wrapper; the model's own `fit` must still pass
+    # every argument through by its name.
+    fit, seen = keras.Model.fit, []
+
+    def wrapped_fit(self, *args, **kwargs):
+        seen.append(kwargs.get("epochs"))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", wrapped_fit)
+    model = small_model()
+    model.compile(optimizer="sgd")
+    history = model.fit(
+        random_ids(), np.ones((4,), "int32"), batch_size=2, epochs=2, verbose=0
+    )
+    assert len(history.history["loss"]) == 2
+    assert seen == [2]
+
+
 def test_generate_refuses_top_k_beams_and_lengths_it_cannot_serve():
     model = small_model()
     prompt = np.array([1, 2, 3])

@@ -361,7 +361,7 @@ class ModelInputsMixin:
         return None
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        arguments = _bind(keras.Model.fit, (x, y, *args), kwargs)
+        arguments = _bind("fit", (x, y, *args), kwargs)
         checks = self._input_id_checks()
         if checks is not None:
             arguments["x"] = checked_data(x, arguments.get("y"), *checks)
@@ -376,7 +376,7 @@ class ModelInputsMixin:
             return super().fit(**arguments)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        arguments = _bind(keras.Model.evaluate, (x, y, *args), kwargs)
+        arguments = _bind("evaluate", (x, y, *args), kwargs)
         checks = self._input_id_checks()
         if checks is not None:
             arguments["x"] = checked_data(x, arguments.get("y"), *checks)
@@ -478,9 +478,18 @@ class ModelInputsMixin:
         )
 
 
-def _bind(method, args, kwargs):
-    """The arguments of a call to `keras.Model.<method>`, by name."""
-    signature = inspect.signature(method)
+# Read once, at import: a tool that later wraps `keras.Model.fit` in a
+# `(*args, **kwargs)` function (a profiler, an autologger) would otherwise
+# hide the names of its arguments.
+_SIGNATURES = {
+    name: inspect.signature(getattr(keras.Model, name))
+    for name in ("fit", "evaluate")
+}
+
+
+def _bind(method_name, args, kwargs):
+    """The arguments of a call to `keras.Model.<method_name>`, by name."""
+    signature = _SIGNATURES[method_name]
     arguments = dict(signature.bind(None, *args, **kwargs).arguments)
     del arguments[next(iter(signature.parameters))]  # `self`
     for name, parameter in signature.parameters.items():
