@@ -35,9 +35,11 @@ why). The LSTM trains with Adam on random 100-character sequences.
 Two training forms for CharMemN2N (`--form`). Measured at the 20-minute
 budget (docs/RESULTS.md, sections 1 and 1b): the window form 3.199 bits
 per character; the sequence form 3.893 with rows of 798 targets and a
-memory of 400 (too few Adam steps), and 2.991 with the current defaults
-(the preset's shape, rows of 98 targets), where the plateau annealing
-stopped the run after 624 s:
+memory of 400 (too few Adam steps); in the preset's shape (rows of 98
+targets) 2.991 with 128 rows validated every 25 steps (the plateau
+annealing stopped the run after 624 s), 2.696 validated every 100 steps,
+and **2.484** with the current defaults, 32 rows validated every 400
+steps:
 
 - `sequence` (default): `MemN2NLM`'s sequence form. A row holds
   `M + T - 1` characters (`M = --memory-size`, `T = --sequence-length`) and
@@ -137,7 +139,13 @@ WINDOW_MAX_NORM = 50.0 / WINDOW_BATCH_SIZE
 # Sequence form: the most bytes of one hop's float32 scores
 # `(batch, T, M + T - 1)`, and the most rows, that the default batch allows.
 SCORES_BYTES_PER_HOP = 100 * 10**6
-MAX_SEQUENCE_BATCH_SIZE = 128
+# 32 rows: more, smaller Adam steps won at 20 minutes on 2 cores (2.484
+# bits per character against 2.696 for 128 rows; docs/RESULTS.md, 1b).
+MAX_SEQUENCE_BATCH_SIZE = 32
+# Targets between validations in the sequence form: 400 steps of 32 rows
+# of 98. Validating more often on a small slice read noise as plateaus
+# and halved the rate ten times in 624 s.
+SEQUENCE_TARGETS_PER_VALIDATION = 400 * 32 * 98
 EVAL_SCORES_BYTES_PER_HOP = 100 * 10**6
 MAX_EVAL_BATCH_SIZE = 256
 
@@ -352,8 +360,8 @@ def parse_args(argv=None):
         type=int,
         default=None,
         help="training steps between validations (default: "
-        "250 in the window form, 25 in the sequence form, "
-        "whose steps hold about 100 times the targets)",
+        "250 in the window form; in the sequence form, about "
+        "1.25 M targets: 400 steps of 32 rows of 98)",
     )
     parser.add_argument(
         "--results-json",
@@ -462,7 +470,13 @@ def parse_args(argv=None):
                 MAX_SEQUENCE_BATCH_SIZE,
             )
         if args.steps_per_epoch is None:
-            args.steps_per_epoch = 25
+            args.steps_per_epoch = max(
+                1,
+                round(
+                    SEQUENCE_TARGETS_PER_VALIDATION
+                    / (args.batch_size * args.sequence_length)
+                ),
+            )
     else:
         if args.batch_size is None:
             args.batch_size = WINDOW_BATCH_SIZE

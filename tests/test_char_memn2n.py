@@ -246,11 +246,12 @@ def test_example_forms_parse():
 
     # The sequence form by default, in the character preset's shape
     # (memory 50): T = round((M - 1) / 0.5), so half of the targets get
-    # short contexts, and the largest power-of-two batch up to 128 whose
+    # short contexts, and the largest power-of-two batch up to 32 whose
     # per-hop scores stay under 100 MB.
     args = example.parse_args([])
     assert (args.form, args.memory_size) == ("sequence", 50)
-    assert (args.sequence_length, args.batch_size) == (98, 128)
+    assert (args.sequence_length, args.batch_size) == (98, 32)
+    assert args.steps_per_epoch == 400
     assert example.short_fraction(args) == 0.5
     args = example.parse_args(["--short-context-fraction", "0.25"])
     assert args.sequence_length == 196

@@ -94,6 +94,20 @@ def test_example_forms_parse(capsys):
     )
     assert args.lstm_sequence_length == 35
     assert args.models == "memn2n,lstm,transformer"
+    # Fewer rows only where they were measured to win: the default recipe
+    # in the sequence form; the paper's recipe keeps its batch of 128.
+    assert args.batch_size == text8_benchmark.MEMN2N_BATCH_SIZE == 32
+    for extra in (["--recipe", "paper"], ["--form", "window"]):
+        assert (
+            text8_benchmark.parse_args(["--data", "x", *extra]).batch_size
+            == 128
+        )
+    assert (
+        text8_benchmark.parse_args(
+            ["--data", "x", "--batch-size", "64"]
+        ).batch_size
+        == 64
+    )
     assert (
         args.transformer_sequence_length,
         args.transformer_layers,

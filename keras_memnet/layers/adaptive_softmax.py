@@ -259,7 +259,9 @@ class AdaptiveSoftmax(keras.layers.Layer):
                 _, rows = ops.top_k(member, k=capacity, sorted=False)
                 rows = ops.cast(rows, "int32")
                 # Rows are picked and put back with a one-hot matrix rather
-                # than a gather and scatter: dense gradients, fine for XLA.
+                # than a gather and scatter: a gather's gradient is a
+                # scatter-add, which TensorFlow's XLA ran 20x slower on a
+                # 2-core CPU (6.1 s against 0.33 s a step of 6,400 rows).
                 positions = ops.arange(ops.shape(hidden)[0], dtype="int32")
                 select = ops.cast(
                     ops.equal(rows[:, None], positions[None, :]), "float32"
