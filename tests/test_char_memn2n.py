@@ -231,7 +231,7 @@ def test_example_runs_fast(tmp_path):
         "LSTM",
         "ML:",
         "RC:",
-        "sequence form: 128 rows of 62 targets",
+        "sequence form: 32 rows of 62 targets",
     ):
         assert expected in result.stdout
     record = json.loads(results_json.read_text())
