@@ -91,7 +91,7 @@ def parse_args(argv=None):
         help=f"MemN2NLM's rows per batch (default: {MEMN2N_BATCH_SIZE} "
         "with the default recipe in the sequence form, where it scored "
         "260.5 against 292.7 for 128 rows in 15 minutes, docs/RESULTS.md; "
-        "otherwise the paper's 128)",
+        "otherwise the recipe's, 128)",
     )
     parser.add_argument(
         "--dropout",
@@ -242,8 +242,10 @@ def parse_args(argv=None):
     elif args.sequence_length is not None:
         parser.error("--sequence-length applies only to --form sequence")
     if args.batch_size is None:
-        tuned = args.form == "sequence" and args.recipe == "default"
-        args.batch_size = MEMN2N_BATCH_SIZE if tuned else 128
+        if args.form == "sequence" and args.recipe == "default":
+            args.batch_size = MEMN2N_BATCH_SIZE
+        else:
+            args.batch_size = recipe_class(args.recipe)().batch_size
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     if args.train_tokens is not None and args.train_tokens < 2:
@@ -300,12 +302,15 @@ def best_weights_callback():
     )
 
 
+def recipe_class(name):
+    """`MemN2NLMRecipe` for "default", its `paper` constructor for "paper"."""
+    return MemN2NLMRecipe.paper if name == "paper" else MemN2NLMRecipe
+
+
 def train_memn2n(corpus, hops, minutes, args):
     clock = ValidationCurve(minutes)
     window_form = args.form == "window"
-    make_recipe = (
-        MemN2NLMRecipe.paper if args.recipe == "paper" else MemN2NLMRecipe
-    )
+    make_recipe = recipe_class(args.recipe)
     options = {"optimizer": args.optimizer} if args.optimizer else {}
     recipe = make_recipe(
         batch_size=args.batch_size,
